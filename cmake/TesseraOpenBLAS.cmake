@@ -1,0 +1,12 @@
+# Locate OpenBLAS (cblas) and expose it as tessera::openblas.
+if(NOT TARGET tessera::openblas)
+  find_library(TESSERA_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
+  find_path(TESSERA_CBLAS_INCLUDE_DIR NAMES cblas.h PATH_SUFFIXES openblas REQUIRED)
+  if(NOT TARGET tessera_openblas)
+    add_library(tessera_openblas INTERFACE)
+  endif()
+  target_link_libraries(tessera_openblas INTERFACE ${TESSERA_OPENBLAS_LIBRARY})
+  target_include_directories(tessera_openblas INTERFACE ${TESSERA_CBLAS_INCLUDE_DIR})
+  set_target_properties(tessera_openblas PROPERTIES EXPORT_NAME openblas)
+  add_library(tessera::openblas ALIAS tessera_openblas)
+endif()
