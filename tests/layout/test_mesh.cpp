@@ -5,6 +5,7 @@
 #include <set>
 #include <vector>
 
+#include "meshes.hpp"
 #include "tessera/layout/mesh.hpp"
 
 namespace ts = tessera;
@@ -24,21 +25,7 @@ static_assert(m_tp_first::group(3, ts::axes::tp)[0] == 1 && m_tp_first::group(3,
 using m_empty = ts::mesh<>;
 static_assert(m_empty::world == 1 && m_empty::group(0, ts::axes::all).size() == 1);
 
-namespace {
-std::vector<ts::mesh_desc> meshes_with_world(int world) {
-  std::vector<ts::mesh_desc> out;
-  const ts::axis perms[6][3] = {{ts::axis::dp, ts::axis::pp, ts::axis::tp}, {ts::axis::dp, ts::axis::tp, ts::axis::pp},
-                                {ts::axis::pp, ts::axis::dp, ts::axis::tp}, {ts::axis::pp, ts::axis::tp, ts::axis::dp},
-                                {ts::axis::tp, ts::axis::dp, ts::axis::pp}, {ts::axis::tp, ts::axis::pp, ts::axis::dp}};
-  for (int a = 1; a <= world; ++a)
-    for (int b = 1; a * b <= world; ++b) {
-      if (world % (a * b)) continue;
-      const int c = world / (a * b);
-      for (auto& p : perms) out.push_back(ts::mesh_desc::make({{p[0], a}, {p[1], b}, {p[2], c}}));
-    }
-  return out;
-}
-}  // namespace
+using tessera::testing::meshes_with_world;
 
 TEST_CASE("mesh: rank <-> coordinates and groups, every mesh up to 8 ranks") {
   int checked = 0;

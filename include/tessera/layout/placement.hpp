@@ -33,7 +33,12 @@ inline std::string to_string(placement p) {
   switch (p.kind) {
     case placement_kind::replicate: return "R";
     case placement_kind::partial: return "P";
-    case placement_kind::shard: return "S(" + std::to_string(p.dim) + ")";
+    case placement_kind::shard: {
+      std::string r = "S(";
+      r += std::to_string(p.dim);
+      r += ')';
+      return r;
+    }
   }
   return "?";
 }
@@ -68,9 +73,12 @@ inline std::string to_string(const sharding& s) {
   std::string r = "{";
   for (axis a : all_axes) {
     if (a != axis::dp) r += ", ";
-    r += std::string(axis_name(a)) + ":" + to_string(s[a]);
+    r += axis_name(a);
+    r += ':';
+    r += to_string(s[a]);
   }
-  return r + "}";
+  r += '}';
+  return r;
 }
 
 /// Type-level sharding: `placements<on<axis::tp, shard<1>>, on<axis::dp, partial>>`.

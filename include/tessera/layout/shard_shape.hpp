@@ -8,7 +8,8 @@
 // padding is always zero (every tessera operation keeps it so).
 //
 // Contract (tested over every coordinate of every mesh up to 8 ranks): the valid boxes of a group tile
-// the parent box exactly once; padded ≥ valid; offset + valid ≤ global.
+// the parent box exactly once; padded ≥ valid; offset + valid ≤ global where valid > 0 (an empty piece
+// may start past the end).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -47,8 +48,12 @@ struct extents {
 
 inline std::string to_string(const extents& x) {
   std::string r = "[";
-  for (int d = 0; d < x.rank; ++d) r += (d ? "," : "") + std::to_string(x.e[d]);
-  return r + "]";
+  for (int d = 0; d < x.rank; ++d) {
+    if (d) r += ',';
+    r += std::to_string(x.e[d]);
+  }
+  r += ']';
+  return r;
 }
 
 constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
@@ -84,18 +89,20 @@ constexpr local_box local_box_of(const mesh_desc& m, const sharding& s, const ex
   b.padded = global;
   b.valid = global;
   for (int d = 0; d < global.rank; ++d) {
-    std::int64_t n = global[d], off = 0;
+    std::int64_t n = global[d], valid = global[d], off = 0;
     for (int i = 0; i < num_axes; ++i) {
       const axis a = m.order[i];
       if (!(s[a].is_shard() && s[a].dim == d)) continue;
       const std::int64_t p = ceil_div(n, m.size_of(a));
-      off += coords[index(a)] * p;
+      const std::int64_t start = coords[index(a)] * p;
+      const std::int64_t left = valid - start;  // rows of the parent's data from my start on
+      valid = left < 0 ? 0 : (left < p ? left : p);
+      off += start;
       n = p;
     }
     b.padded[d] = n;
     b.offset[d] = off;
-    const std::int64_t left = global[d] - off;
-    b.valid[d] = left < 0 ? 0 : (left < n ? left : n);
+    b.valid[d] = valid;
   }
   return b;
 }
