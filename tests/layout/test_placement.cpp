@@ -5,6 +5,7 @@
 
 #include "meshes.hpp"
 #include "tessera/layout/shard_shape.hpp"
+#include "tessera/layout/requirements.hpp"
 #include "tessera/layout/transition.hpp"
 
 namespace ts = tessera;
@@ -79,3 +80,11 @@ TEST_CASE("shard shapes: the valid boxes of every mesh tile every global tensor 
   CHECK(tiles > 10000);
 }
 
+
+TEST_CASE("requirements: divisibility, at compile time and at run time") {
+  using m = ts::mesh<ts::dp<2>, ts::tp<4>>;
+  static_assert(ts::require_divisible<ts::quantity::heads, 8, m, ts::axis::tp>());
+  ts::check_divisible(ts::quantity::heads, 8, m::desc, ts::axis::tp);
+  CHECK_THROWS_WITH_AS(ts::check_divisible(ts::quantity::heads, 6, m::desc, ts::axis::tp),
+                       "tessera: heads (6) not divisible by tp (4)", ts::usage_error);
+}

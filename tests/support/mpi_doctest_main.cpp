@@ -11,6 +11,13 @@
 #include <cstdio>
 #include <string>
 
+#if defined(TESSERA_TEST_NEEDS_CUDA)
+#include <cuda_runtime.h>
+#endif
+
+/// Exit code CTest reads as "skipped" (SKIP_RETURN_CODE).
+constexpr int skip_exit_code = 77;
+
 int main(int argc, char** argv) {
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
@@ -18,6 +25,19 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
 
+#if defined(TESSERA_TEST_NEEDS_CUDA)
+  // GPU suites skip cleanly, on every rank, when this machine has no CUDA device.
+  int devices = 0;
+  const cudaError_t err = cudaGetDeviceCount(&devices);
+  if (err != cudaSuccess || devices == 0) {
+    if (rank == 0)
+      std::printf("SKIPPED: no CUDA device on this machine (cudaGetDeviceCount: %s, %d devices); "
+                  "the GPU tests need one\n", err == cudaSuccess ? "ok" : cudaGetErrorString(err), devices);
+    MPI_Finalize();
+    return skip_exit_code;
+  }
+  cudaSetDevice(rank % devices);
+#endif
   doctest::Context ctx;
   ctx.applyCommandLine(argc, argv);
   if (rank != 0) {

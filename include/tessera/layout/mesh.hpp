@@ -118,7 +118,15 @@ struct mesh {
   static_assert(diag::axis_listed_at_most_once<axis::tp, detail::count_axis<axis::tp, Axes...>()>::value,
                 "tessera::mesh: axis tp is listed more than once");
 
-  static constexpr mesh_desc desc = mesh_desc::make({{Axes::kind, Axes::size}...});
+  static constexpr bool well_formed = (is_mesh_axis_v<Axes> && ...) && sizeof...(Axes) <= num_axes &&
+                                      detail::count_axis<axis::dp, Axes...>() <= 1 &&
+                                      detail::count_axis<axis::pp, Axes...>() <= 1 &&
+                                      detail::count_axis<axis::tp, Axes...>() <= 1;
+  // (an ill-formed mesh stops at the static_asserts above without follow-on errors)
+  static constexpr mesh_desc desc = [] {
+    if constexpr (well_formed) return mesh_desc::make({{Axes::kind, Axes::size}...});
+    else return mesh_desc{};
+  }();
   static constexpr int world = desc.world();
   static_assert(world <= max_mesh_ranks, "tessera::mesh: more ranks than tessera::max_mesh_ranks");
 

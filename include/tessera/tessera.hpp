@@ -1,0 +1,20 @@
+// tessera/tessera.hpp — the umbrella header: everything a program needs.
+//
+// Host programs get the host backend (MPI). Compiled by nvcc (-x cu), the CUDA backend (cuda_system,
+// NCCL) comes too.
+#pragma once
+#include "tessera/comm/communicator.hpp"
+#include "tessera/comm/mesh_comms.hpp"
+#include "tessera/comm/mpi.hpp"
+#include "tessera/comm/redistribute.hpp"
+#include "tessera/core/box.hpp"
+#include "tessera/core/core.hpp"
+#include "tessera/core/host_system.hpp"
+#include "tessera/layout/layout.hpp"
+#if __has_include("tessera/schedule/schedule.hpp")
+#include "tessera/schedule/schedule.hpp"
+#endif
+#if defined(__CUDACC__)
+#include "tessera/comm/nccl.hpp"
+#include "tessera/core/cuda_system.hpp"
+#endif
