@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "meshes.hpp"
@@ -165,6 +166,27 @@ struct suite_stats {
   long steps = 0, compares = 0, mismatches = 0;
 };
 
+/// Runs redistribute on the reference input (moved to the harness' memory) and compares with `expect`;
+/// returns the number of differing elements and the first one's index.
+template <class Harness, class T, class Comms>
+std::pair<long, std::size_t> run_and_compare(Comms& comms, const extents& g, const sharding& src, const sharding& dst,
+                                             const std::vector<double>& in_ref, const std::vector<double>& expect,
+                                             suite_stats& st) {
+  std::vector<T> in_host(in_ref.size());
+  for (std::size_t i = 0; i < in_ref.size(); ++i) in_host[i] = T(static_cast<float>(in_ref[i]));
+  auto in_dev = Harness::to_device(in_host);
+  auto out_dev = Harness::to_device(std::vector<T>(expect.size(), T(-99.0f)));  // poison: every element must be written
+  redistribute(comms, g, src, dst, Harness::data(in_dev), Harness::data(out_dev));
+  const std::vector<T> out = Harness::to_host(out_dev);
+  ++st.steps;
+  long bad = 0;
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < expect.size(); ++i, ++st.compares)
+    if (static_cast<float>(out[i]) != static_cast<float>(expect[i]) && !bad++) first = i;
+  st.mismatches += bad;
+  return {bad, first};
+}
+
 /// Runs every single-axis transition on mesh m for dtype T; returns counts.
 template <class Harness, class T>
 void run_single_steps(typename Harness::comm& sub, const mesh_desc& m, suite_stats& st) {
@@ -194,27 +216,14 @@ void run_single_steps(typename Harness::comm& sub, const mesh_desc& m, suite_sta
             const sharding next = cur.with(a, to);
             if (!step_is_legal(m, cur, a, to)) continue;
             const std::uint64_t seed = 1000u * case_no++ + 17u;
-            std::vector<double> in_ref = reference_local(m, cur, g, coords, seed);
-            std::vector<T> in_host(in_ref.size());
-            for (std::size_t i = 0; i < in_ref.size(); ++i) in_host[i] = T(static_cast<float>(in_ref[i]));
+            const auto in_ref = reference_local(m, cur, g, coords, seed);
             const auto expect = reference_step(m, cur, a, to, g, coords, seed, &roundtrip<T>);
-            auto in_dev = Harness::to_device(in_host);
-            auto out_dev = Harness::to_device(std::vector<T>(expect.size(), T(-99.0f)));
-            redistribute(comms, g, cur, next, Harness::data(in_dev), Harness::data(out_dev));
-            const std::vector<T> out = Harness::to_host(out_dev);
-            ++st.steps;
-            long bad = 0;
-            std::size_t first = 0;
-            for (std::size_t i = 0; i < expect.size(); ++i) {
-              ++st.compares;
-              if (static_cast<float>(out[i]) != static_cast<float>(expect[i]) && !bad++) first = i;
-            }
-            st.mismatches += bad;
+            const auto [bad, first] = run_and_compare<Harness, T>(comms, g, cur, next, in_ref, expect, st);
             if (bad)
               FAIL_CHECK("mesh dp", m.size[0], " pp", m.size[1], " tp", m.size[2], " axis ", axis_name(a), " ",
                          to_string(cur), " -> ", to_string(next), " shape ", to_string(g), " dtype ",
                          std::string(dtype_name(dtype_v<T>)), ": ", bad, " of ", expect.size(), " elements differ; first at ", first,
-                         ": got ", static_cast<float>(out[first]), ", expected ", expect[first]);
+                         ", expected ", expect[first]);
           }
 }
 
@@ -235,21 +244,11 @@ void run_full_redistributions(typename Harness::comm& sub, const mesh_desc& m, s
       if (!plan_redistribution(m, src, dst).ok) continue;
       const std::uint64_t seed = 7u * case_no++ + 3u;
       const auto in_ref = reference_local(m, src, g, coords, seed);
-      std::vector<T> in_host(in_ref.size());
-      for (std::size_t i = 0; i < in_ref.size(); ++i) in_host[i] = T(static_cast<float>(in_ref[i]));
       const auto expect = reference_local(m, dst, g, coords, seed);
-      auto in_dev = Harness::to_device(in_host);
-      auto out_dev = Harness::to_device(std::vector<T>(expect.size(), T(-99.0f)));
-      redistribute(comms, g, src, dst, Harness::data(in_dev), Harness::data(out_dev));
-      const std::vector<T> out = Harness::to_host(out_dev);
-      ++st.steps;
-      long bad = 0;
-      for (std::size_t i = 0; i < expect.size(); ++i, ++st.compares)
-        if (static_cast<float>(out[i]) != static_cast<float>(expect[i])) ++bad;
-      st.mismatches += bad;
+      const auto [bad, first] = run_and_compare<Harness, T>(comms, g, src, dst, in_ref, expect, st);
       if (bad)
         FAIL_CHECK("mesh dp", m.size[0], " pp", m.size[1], " tp", m.size[2], " ", to_string(src), " -> ",
-                   to_string(dst), ": ", bad, " elements differ");
+                   to_string(dst), ": ", bad, " elements differ, first at ", first);
     }
 }
 
