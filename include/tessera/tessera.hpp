@@ -11,9 +11,7 @@
 #include "tessera/core/core.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/layout/layout.hpp"
-#if __has_include("tessera/schedule/schedule.hpp")
 #include "tessera/schedule/schedule.hpp"
-#endif
 #if defined(__CUDACC__)
 #include "tessera/comm/nccl.hpp"
 #include "tessera/core/cuda_system.hpp"
