@@ -1,0 +1,75 @@
+// tessera/ops/host/blas.hpp — the host GEMM: OpenBLAS cblas_{s,d,sb}gemm, row-major, C = αA·B + βC.
+//
+// fp32 → cblas_sgemm, fp64 (gradient-check reference) → cblas_dgemm, bf16 inputs → cblas_sbgemm with
+// fp32 accumulation and an fp32 result. Nothing here is a hand-written GEMM.
+#pragma once
+#include <cblas.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tessera/core/bf16.hpp"
+#include "tessera/core/error.hpp"
+
+namespace tessera::ops::host {
+
+enum class trans : bool { no = false, yes = true };
+
+namespace detail {
+inline CBLAS_TRANSPOSE cblas_t(trans t) { return t == trans::yes ? CblasTrans : CblasNoTrans; }
+inline blasint blas_int(std::int64_t v, const char* what) {
+  if (v < 0 || v > std::numeric_limits<blasint>::max()) {
+    std::string m = "gemm: ";
+    m += what;
+    m += " = ";
+    m += std::to_string(v);
+    m += " does not fit OpenBLAS's integer";
+    throw usage_error(m);
+  }
+  return static_cast<blasint>(v);
+}
+}  // namespace detail
+
+/// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major with leading dimensions lda, ldb, ldc.
+inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                 std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
+              detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
+              detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
+}
+inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                 const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+                 std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
+              detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
+              detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
+}
+/// bf16 inputs, fp32 accumulation and result (cblas_sbgemm; AVX512-BF16 where OpenBLAS has it).
+inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const bf16* a, std::int64_t lda, const bf16* b, std::int64_t ldb, float beta, float* c,
+                 std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  static_assert(sizeof(bfloat16) == sizeof(bf16));
+  cblas_sbgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
+               detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha,
+               reinterpret_cast<const bfloat16*>(a), detail::blas_int(lda, "lda"),
+               reinterpret_cast<const bfloat16*>(b), detail::blas_int(ldb, "ldb"), beta, c,
+               detail::blas_int(ldc, "ldc"));
+}
+
+/// Per-thread scratch that grows to the largest request and is then reused: no allocation in a
+/// training step after the first one.
+template <class T>
+inline T* scratch(std::int64_t n, int slot = 0) {
+  thread_local std::vector<T> bufs[4];
+  auto& b = bufs[slot];
+  if (static_cast<std::int64_t>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
+  return b.data();
+}
+
+}  // namespace tessera::ops::host

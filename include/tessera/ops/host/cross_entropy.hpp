@@ -1,0 +1,112 @@
+// tessera/ops/host/cross_entropy.hpp — softmax cross-entropy over the vocabulary, plain and
+// vocab-parallel (Megatron), on the host.
+//
+// logits [N × V_local] (rows ld apart) hold global vocabulary columns [v0, v0 + V_local); columns at or
+// beyond `vocab` (padding added to make the vocabulary divisible by tp) are ignored. With a tp
+// communicator the row max and the row sum of exp are all-reduced (max, then sum) and the target logit
+// is summed from the one rank that owns it, so every rank ends with the full-vocabulary lse and loss.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "tessera/comm/communicator.hpp"
+#include "tessera/core/error.hpp"
+#include "tessera/core/host_system.hpp"
+#include "tessera/ops/host/blas.hpp"
+#include "tessera/ops/host/elementwise.hpp"
+#include "tessera/ops/math.hpp"
+
+namespace tessera::ops {
+
+/// Stands for "no tensor-parallel group": the whole vocabulary is local.
+struct no_comm {};
+
+struct vocab_slice {
+  i64 V_local = 0;  ///< columns held here
+  i64 v0 = 0;       ///< global index of the first
+  i64 vocab = 0;    ///< true vocabulary size (columns ≥ vocab are padding); 0 = v0 + V_local
+  i64 ld = 0;       ///< row stride of logits (0 = V_local)
+};
+
+namespace host_detail {
+inline vocab_slice normalise(vocab_slice v) {
+  if (v.vocab == 0) v.vocab = v.v0 + v.V_local;
+  if (v.ld == 0) v.ld = v.V_local;
+  return v;
+}
+inline void check_targets(const std::int32_t* targets, i64 N, i64 vocab) {
+  for (i64 n = 0; n < N; ++n)
+    if (targets[n] < 0 || targets[n] >= vocab)
+      throw usage_error(cat("cross_entropy: target ", targets[n], " at row ", n, " outside the vocabulary [0, ",
+                            vocab, ")"));
+}
+}  // namespace host_detail
+
+/// Per-row lse[N] and loss[N] = lse − logit[target]. `comm` is no_comm{} or the tp group's communicator.
+template <class T, class Comm = no_comm>
+void cross_entropy_forward(host_system, const T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
+                           acc_t<T>* lse, acc_t<T>* loss, Comm&& comm = Comm{}) {
+  using A = acc_t<T>;
+  constexpr bool parallel = !std::is_same_v<std::remove_cvref_t<Comm>, no_comm>;
+  vs = host_detail::normalise(vs);
+  host_detail::check_targets(targets, N, vs.vocab);
+  const i64 valid = std::clamp<i64>(vs.vocab - vs.v0, 0, vs.V_local);
+  // maxes in lse[], sums in loss[] (reused as scratch), target logits in tgt[]
+  A* tgt = host::scratch<A>(2 * N, 3);
+#pragma omp parallel for schedule(static)
+  for (i64 n = 0; n < N; ++n) {
+    const T* r = logits + n * vs.ld;
+    A mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
+    A s = 0;
+    if (valid > 0) {
+#pragma omp simd reduction(+ : s)
+      for (i64 c = 0; c < valid; ++c) s += std::exp(load(r[c]) - mx);
+    }
+    lse[n] = mx;
+    loss[n] = s;
+    const i64 t = static_cast<i64>(targets[n]) - vs.v0;
+    tgt[n] = (t >= 0 && t < valid) ? load(r[t]) : A(0);
+  }
+  if constexpr (parallel) {
+    static_assert(std::is_same_v<A, float>, "vocab-parallel cross-entropy reduces in fp32");
+    A* gmax = tgt + N;
+    all_reduce(comm, lse, gmax, static_cast<std::size_t>(N), reduce_op::max);
+    for (i64 n = 0; n < N; ++n) {
+      loss[n] = lse[n] == -INFINITY ? A(0) : loss[n] * std::exp(lse[n] - gmax[n]);
+      lse[n] = gmax[n];
+    }
+    all_reduce(comm, loss, loss, static_cast<std::size_t>(N), reduce_op::sum);
+    all_reduce(comm, tgt, tgt, static_cast<std::size_t>(N), reduce_op::sum);
+  }
+  for (i64 n = 0; n < N; ++n) {
+    lse[n] = lse[n] + std::log(loss[n]);
+    loss[n] = lse[n] - tgt[n];
+  }
+}
+
+/// dlogits = (softmax − onehot(target))·scale (e.g. scale = 1/N for a mean loss); padding columns get 0.
+/// dlogits may alias logits (the gradient then overwrites the logits in place).
+template <class T>
+void cross_entropy_backward(host_system, const T* logits, const std::int32_t* targets, const acc_t<T>* lse, i64 N,
+                            vocab_slice vs, acc_t<T> scale, T* dlogits) {
+  using A = acc_t<T>;
+  vs = host_detail::normalise(vs);
+  const i64 valid = std::clamp<i64>(vs.vocab - vs.v0, 0, vs.V_local);
+#pragma omp parallel for schedule(static)
+  for (i64 n = 0; n < N; ++n) {
+    const T* r = logits + n * vs.ld;
+    T* d = dlogits + n * vs.ld;
+    const A l = lse[n];
+#pragma omp simd
+    for (i64 c = 0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));
+    for (i64 c = valid; c < vs.V_local; ++c) d[c] = store<T>(A(0));
+    const i64 t = static_cast<i64>(targets[n]) - vs.v0;
+    if (t >= 0 && t < valid) d[t] = store<T>(math::cross_entropy_dlogit(load(r[t]), l, true, scale));
+  }
+}
+
+}  // namespace tessera::ops

@@ -1,0 +1,138 @@
+// tessera/ops/host/elementwise.hpp — host entry points of the element-wise operators, embeddings,
+// RoPE and the fused AdamW step. The per-element bodies are the shared functors of ops/elementwise.hpp.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "tessera/core/host_system.hpp"
+#include "tessera/ops/elementwise.hpp"
+#include "tessera/ops/math.hpp"
+
+namespace tessera::ops {
+
+using i64 = std::int64_t;
+/// Gradients of parameters are kept in the accumulation type (fp32 for fp32 and bf16 models).
+template <class T> using grad_t = acc_t<T>;
+
+// ---- GELU ----------------------------------------------------------------------------------------------
+template <class T> void gelu_forward(host_system, const T* x, i64 n, T* y) {
+  host_system::for_each_index(n, kernels::gelu_forward<T>{x, y});
+}
+template <class T> void gelu_backward(host_system, const T* dy, const T* x, i64 n, T* dx) {
+  host_system::for_each_index(n, kernels::gelu_backward<T>{dy, x, dx});
+}
+
+// ---- SwiGLU: out[N×F] = silu(gate) ∘ up; gate and up rows are ld_in apart (e.g. one fused [N×2F]) ----------
+template <class T>
+void swiglu_forward(host_system, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* out) {
+  host_system::for_each_index(N * F, kernels::swiglu_forward<T>{gate, up, out, F, ld_in});
+}
+template <class T>
+void swiglu_backward(host_system, const T* dout, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* dgate,
+                     T* dup) {
+  host_system::for_each_index(N * F, kernels::swiglu_backward<T>{dout, gate, up, dgate, dup, F, ld_in});
+}
+
+// ---- residual add -------------------------------------------------------------------------------------
+template <class T> void add(host_system, const T* a, const T* b, i64 n, T* out) {
+  host_system::for_each_index(n, kernels::add<T>{a, b, out});
+}
+
+// ---- RoPE (Hugging Face rotate_half) -------------------------------------------------------------------
+/// cos/sin tables [max_positions × head_dim/2], computed as Hugging Face does (fp32 inverse frequencies,
+/// fp32 angles) for fp32/bf16 models and in double for the double reference.
+template <class A> struct rope_table {
+  i64 max_positions = 0, half = 0;
+  std::vector<A> cos, sin;
+  rope_table() = default;
+  rope_table(i64 max_pos, i64 head_dim, float theta) : max_positions(max_pos), half(head_dim / 2) {
+    cos.resize(static_cast<std::size_t>(max_pos * half));
+    sin.resize(cos.size());
+    for (i64 t = 0; t < max_pos; ++t)
+      for (i64 i = 0; i < half; ++i) {
+        if constexpr (std::is_same_v<A, double>) {
+          const double f = static_cast<double>(t) / std::pow(static_cast<double>(theta),
+                                                             2.0 * static_cast<double>(i) / (2.0 * half));
+          cos[t * half + i] = std::cos(f);
+          sin[t * half + i] = std::sin(f);
+        } else {
+          const float f = static_cast<float>(t) * math::rope_inv_freq(static_cast<int>(i),
+                                                                       static_cast<int>(2 * half), theta);
+          cos[t * half + i] = std::cos(f);
+          sin[t * half + i] = std::sin(f);
+        }
+      }
+  }
+};
+/// Rotates, in place, H heads of size D in each of the B·T_len rows of x (rows ld apart, head h at
+/// column h·D); row b·T_len + t has position t + pos0. Backward = the inverse rotation, in place on dx.
+/// `cos` and `sin` are [positions × D/2] tables (rope_table on the host, a device copy on CUDA).
+template <class T>
+void rope_forward(host_system, T* x, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
+                  const acc_t<T>* sin) {
+  host_system::for_each_index(rows * H * (D / 2), kernels::rope<T, false>{x, cos, sin, T_len, H, D / 2, ld, pos0});
+}
+template <class T>
+void rope_backward(host_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
+                   const acc_t<T>* sin) {
+  host_system::for_each_index(rows * H * (D / 2), kernels::rope<T, true>{dx, cos, sin, T_len, H, D / 2, ld, pos0});
+}
+
+// ---- embeddings ----------------------------------------------------------------------------------------
+/// out[n] = wte[tokens[n] − v0] when the token is one of this rank's V_local rows, else 0.
+template <class T>
+void embedding_forward(host_system, const std::int32_t* tokens, i64 N, const T* wte, i64 V_local, i64 v0, i64 C,
+                       T* out) {
+  host_system::for_each_index(N * C, kernels::embedding_forward<T>{tokens, wte, out, C, v0, V_local});
+}
+/// dwte[tokens[n] − v0] += dout[n] for this rank's rows. Threads own column ranges: deterministic.
+template <class T>
+void embedding_backward(host_system, const std::int32_t* tokens, i64 N, const T* dout, i64 V_local, i64 v0, i64 C,
+                        grad_t<T>* dwte) {
+  const i64 chunk = 64;
+  const i64 nchunks = (C + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (i64 ch = 0; ch < nchunks; ++ch) {
+    const i64 c0 = ch * chunk, c1 = std::min(C, c0 + chunk);
+    for (i64 n = 0; n < N; ++n) {
+      const i64 r = static_cast<i64>(tokens[n]) - v0;
+      if (r < 0 || r >= V_local) continue;
+      grad_t<T>* dst = dwte + r * C;
+      const T* src = dout + n * C;
+#pragma omp simd
+      for (i64 c = c0; c < c1; ++c) dst[c] += load(src[c]);
+    }
+  }
+}
+/// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
+template <class T>
+void add_position_embedding(host_system, const T* wpe, i64 N, i64 T_len, i64 C, i64 pos0, T* x) {
+  host_system::for_each_index(N * C, kernels::add_position_embedding<T>{wpe, x, C, T_len, pos0});
+}
+/// dwpe[t + pos0] += Σ_b dx[b, t].
+template <class T>
+void position_embedding_backward(host_system, const T* dx, i64 N, i64 T_len, i64 C, i64 pos0, grad_t<T>* dwpe) {
+  const i64 B = N / T_len;
+#pragma omp parallel for schedule(static)
+  for (i64 t = 0; t < T_len; ++t) {
+    grad_t<T>* dst = dwpe + (t + pos0) * C;
+    for (i64 b = 0; b < B; ++b) {
+      const T* src = dx + (b * T_len + t) * C;
+#pragma omp simd
+      for (i64 c = 0; c < C; ++c) dst[c] += load(src[c]);
+    }
+  }
+}
+
+// ---- AdamW ---------------------------------------------------------------------------------------------
+/// One fused AdamW step over n elements. `decay` selects decoupled weight decay (matrices, embeddings).
+/// With `master` non-null the fp32 master weights are updated and `param` (bf16) receives their rounding.
+template <class T>
+void adamw_step(host_system, T* param, grad_t<T>* master, const grad_t<T>* grad, grad_t<T>* m, grad_t<T>* v, i64 n,
+                const math::adamw_params& p, bool decay) {
+  using G = grad_t<T>;
+  host_system::for_each_index(n, kernels::adamw<T, G>{param, master, grad, m, v, math::adamw_prepare<G>(p, decay)});
+}
+
+}  // namespace tessera::ops

@@ -1,0 +1,81 @@
+// tessera/ops/host/linear.hpp — y = x·Wᵀ + b on the host, through OpenBLAS (no hand-written GEMM).
+//
+// Shapes follow PyTorch's nn.Linear: x [N × in], W [out × in], b [out], y [N × out]. bf16 storage uses
+// cblas_sbgemm (bf16 inputs, fp32 accumulation) into an fp32 scratch that is rounded once; weight and
+// bias gradients are accumulated (+=) in fp32 (double for the double reference).
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "tessera/core/host_system.hpp"
+#include "tessera/ops/host/blas.hpp"
+#include "tessera/ops/host/elementwise.hpp"
+
+namespace tessera::ops {
+
+/// y[N×out] = x[N×in] · W[out×in]ᵀ (+ b). With accumulate, y += instead of =.
+template <class T>
+void linear_forward(host_system, const T* x, const T* W, const T* b, i64 N, i64 in, i64 out, T* y,
+                    bool accumulate = false) {
+  using A = acc_t<T>;
+  if constexpr (std::is_same_v<T, bf16>) {
+    float* acc = host::scratch<float>(N * out);
+    host::gemm(host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, 0.0f, acc, out);
+#pragma omp parallel for schedule(static)
+    for (i64 n = 0; n < N; ++n) {
+      T* yr = y + n * out;
+      const float* ar = acc + n * out;
+#pragma omp simd
+      for (i64 o = 0; o < out; ++o)
+        yr[o] = store<T>(ar[o] + (b ? load(b[o]) : 0.0f) + (accumulate ? load(yr[o]) : 0.0f));
+    }
+  } else {
+    if (b && !accumulate) {
+#pragma omp parallel for schedule(static)
+      for (i64 n = 0; n < N; ++n)
+        for (i64 o = 0; o < out; ++o) y[n * out + o] = b[o];
+    }
+    host::gemm(host::trans::no, host::trans::yes, N, out, in, A(1), x, in, W, in,
+               (b || accumulate) ? A(1) : A(0), y, out);
+    if (b && accumulate) {
+#pragma omp parallel for schedule(static)
+      for (i64 n = 0; n < N; ++n)
+        for (i64 o = 0; o < out; ++o) y[n * out + o] += b[o];
+    }
+  }
+}
+
+/// dx = dy·W (written, or added with accumulate_dx; dx may be null), dW += dyᵀ·x, db += Σ_n dy (each
+/// may be null).
+template <class T>
+void linear_backward(host_system, const T* dy, const T* x, const T* W, i64 N, i64 in, i64 out, T* dx,
+                     grad_t<T>* dW, grad_t<T>* db, bool accumulate_dx = false) {
+  using A = acc_t<T>;
+  if (dx) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      float* acc = host::scratch<float>(N * in);
+      host::gemm(host::trans::no, host::trans::no, N, in, out, 1.0f, dy, out, W, in, 0.0f, acc, in);
+#pragma omp parallel for schedule(static)
+      for (i64 i = 0; i < N * in; ++i) dx[i] = store<T>(acc[i] + (accumulate_dx ? load(dx[i]) : 0.0f));
+    } else {
+      host::gemm(host::trans::no, host::trans::no, N, in, out, A(1), dy, out, W, in,
+                 accumulate_dx ? A(1) : A(0), dx, in);
+    }
+  }
+  if (dW) host::gemm(host::trans::yes, host::trans::no, out, in, N, A(1), dy, out, x, in, A(1), dW, in);
+  if (db) {
+    const i64 chunk = 64;
+    const i64 nchunks = (out + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (i64 ch = 0; ch < nchunks; ++ch) {
+      const i64 o0 = ch * chunk, o1 = std::min(out, o0 + chunk);
+      for (i64 n = 0; n < N; ++n) {
+        const T* r = dy + n * out;
+#pragma omp simd
+        for (i64 o = o0; o < o1; ++o) db[o] += load(r[o]);
+      }
+    }
+  }
+}
+
+}  // namespace tessera::ops
