@@ -14,31 +14,16 @@
 
 #include "tessera/core/error.hpp"
 #include "tessera/core/host_system.hpp"
+#include "tessera/ops/attention_shape.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/elementwise.hpp"
 #include "tessera/ops/math.hpp"
 
 namespace tessera::ops {
 
-struct attention_shape {
-  i64 B = 1, T = 1, Hq = 1, Hkv = 1;
-  i64 ld_q = 0, ld_k = 0, ld_v = 0, ld_o = 0;  ///< row strides in elements (0 = packed heads)
-};
-
 namespace host_detail {
-inline void check_attention(const attention_shape& s, int D) {
-  if (s.Hkv <= 0 || s.Hq % s.Hkv != 0)
-    throw usage_error(cat("attention: query heads (", s.Hq, ") not divisible by kv heads (", s.Hkv, ")"));
-  if (s.ld_q < s.Hq * D || s.ld_o < s.Hq * D || s.ld_k < s.Hkv * D || s.ld_v < s.Hkv * D)
-    throw usage_error(cat("attention: a row stride is smaller than its heads × head size (", D, ")"));
-}
-inline attention_shape packed(attention_shape s, int D) {
-  if (s.ld_q == 0) s.ld_q = s.Hq * D;
-  if (s.ld_o == 0) s.ld_o = s.Hq * D;
-  if (s.ld_k == 0) s.ld_k = s.Hkv * D;
-  if (s.ld_v == 0) s.ld_v = s.Hkv * D;
-  return s;
-}
+using attention_detail::check_attention;
+using attention_detail::packed;
 }  // namespace host_detail
 
 inline constexpr int attention_key_tile = 64;

@@ -17,25 +17,12 @@
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/elementwise.hpp"
 #include "tessera/ops/math.hpp"
+#include "tessera/ops/vocab_slice.hpp"
 
 namespace tessera::ops {
 
-/// Stands for "no tensor-parallel group": the whole vocabulary is local.
-struct no_comm {};
-
-struct vocab_slice {
-  i64 V_local = 0;  ///< columns held here
-  i64 v0 = 0;       ///< global index of the first
-  i64 vocab = 0;    ///< true vocabulary size (columns ≥ vocab are padding); 0 = v0 + V_local
-  i64 ld = 0;       ///< row stride of logits (0 = V_local)
-};
-
 namespace host_detail {
-inline vocab_slice normalise(vocab_slice v) {
-  if (v.vocab == 0) v.vocab = v.v0 + v.V_local;
-  if (v.ld == 0) v.ld = v.V_local;
-  return v;
-}
+using vocab_detail::normalise;
 inline void check_targets(const std::int32_t* targets, i64 N, i64 vocab) {
   for (i64 n = 0; n < N; ++n)
     if (targets[n] < 0 || targets[n] >= vocab)
@@ -101,11 +88,14 @@ void cross_entropy_backward(host_system, const T* logits, const std::int32_t* ta
     const T* r = logits + n * vs.ld;
     T* d = dlogits + n * vs.ld;
     const A l = lse[n];
+    // the target logit is read before the row is overwritten (dlogits may alias logits)
+    const i64 t = static_cast<i64>(targets[n]) - vs.v0;
+    const bool owns_target = t >= 0 && t < valid;
+    const A target_logit = owns_target ? load(r[t]) : A(0);
 #pragma omp simd
     for (i64 c = 0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));
     for (i64 c = valid; c < vs.V_local; ++c) d[c] = store<T>(A(0));
-    const i64 t = static_cast<i64>(targets[n]) - vs.v0;
-    if (t >= 0 && t < valid) d[t] = store<T>(math::cross_entropy_dlogit(load(r[t]), l, true, scale));
+    if (owns_target) d[t] = store<T>(math::cross_entropy_dlogit(target_logit, l, true, scale));
   }
 }
 

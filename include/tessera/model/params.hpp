@@ -1,0 +1,208 @@
+// tessera/model/params.hpp — the model's parameters: global (logical) tensors, and how each rank's local
+// buffers ("slots") tile them under tensor parallelism.
+//
+// A global tensor has a name, a 2-D shape (vectors are [n, 1]), an init rule and a weight-decay flag.
+// A slot is one local buffer a rank computes with (e.g. the fused local q|k|v weight of a layer); it is
+// a list of boxes, each copying a rectangle of one global tensor to a place in the slot. Everything
+// else — initialisation, checkpoints, Hugging Face import/export, the "count once" rule of the gradient
+// norm — works on global coordinates through the boxes, so it never depends on the layout.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tessera/core/error.hpp"
+#include "tessera/model/config.hpp"
+
+namespace tessera {
+
+enum class init_kind : std::uint8_t { normal, zeros, ones };
+
+struct global_tensor {
+  std::string name;
+  std::int64_t rows = 0, cols = 1;
+  init_kind init = init_kind::normal;
+  float stddev = 0.02f;
+  bool decay = true;  ///< decoupled weight decay (matrices and embeddings)
+  std::int64_t valid_rows = -1;  ///< rows below this are real, the rest padding (zeros); -1 = all
+  std::int64_t numel() const { return rows * cols; }
+};
+
+struct box {
+  int tensor = -1;                 ///< index into the model's global tensors
+  std::int64_t g_row = 0, g_col = 0;  ///< top-left in the global tensor
+  std::int64_t rows = 0, cols = 0;
+  std::int64_t l_row = 0, l_col = 0;  ///< top-left in the slot
+};
+
+/// How a slot's elements relate to other tensor-parallel ranks.
+enum class tp_role : std::uint8_t { sharded, replicated };
+
+struct slot_layout {
+  std::string name;  ///< unique per model (e.g. "layers.3.attn.qkv.weight")
+  std::int64_t rows = 0, cols = 1;
+  tp_role role = tp_role::sharded;
+  bool decay = true;
+  std::vector<box> boxes;
+  std::int64_t numel() const { return rows * cols; }
+};
+
+// ---- counter-based initialisation: element (tensor name, row, col) → value, for any layout ---------------
+namespace init_detail {
+constexpr std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+inline std::uint64_t name_hash(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+}  // namespace init_detail
+
+/// Standard normal for (seed, tensor, flat index): Box–Muller on two hashed uniforms.
+inline double init_normal(std::uint64_t seed, std::uint64_t tensor_hash, std::uint64_t index) {
+  using init_detail::splitmix64;
+  const std::uint64_t k = splitmix64(seed ^ splitmix64(tensor_hash ^ splitmix64(index)));
+  const std::uint64_t k2 = splitmix64(k);
+  const double u1 = (static_cast<double>(k >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+  const double u2 = static_cast<double>(k2 >> 11) * (1.0 / 9007199254740992.0);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+inline double init_value(const global_tensor& t, std::uint64_t seed, std::uint64_t name_hash, std::int64_t r,
+                         std::int64_t c) {
+  if (t.valid_rows >= 0 && r >= t.valid_rows) return 0.0;
+  switch (t.init) {
+    case init_kind::zeros: return 0.0;
+    case init_kind::ones: return 1.0;
+    case init_kind::normal:
+      return t.stddev * init_normal(seed, name_hash, static_cast<std::uint64_t>(r * t.cols + c));
+  }
+  return 0.0;
+}
+
+/// The global tensors of a model (vocabulary padded to `vocab_padded` rows).
+struct model_tensors {
+  std::vector<global_tensor> tensors;
+  int find(const std::string& name) const {
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+      if (tensors[i].name == name) return static_cast<int>(i);
+    internal_error("no model tensor named ", name);
+  }
+};
+
+inline std::string layer_prefix(int i) {
+  std::string s = "layers.";
+  s += std::to_string(i);
+  s += '.';
+  return s;
+}
+
+inline model_tensors make_model_tensors(const model_desc& m, int vocab_padded) {
+  model_tensors out;
+  auto add = [&](std::string name, std::int64_t rows, std::int64_t cols, init_kind k, float sd, bool decay) {
+    global_tensor t;
+    t.name = std::move(name);
+    t.rows = rows;
+    t.cols = cols;
+    t.init = k;
+    t.stddev = sd;
+    t.decay = decay;
+    out.tensors.push_back(std::move(t));
+  };
+  const std::int64_t C = m.hidden, D = m.head_dim, F = m.ffn;
+  const float sd = 0.02f, sd_out = 0.02f / std::sqrt(2.0f * static_cast<float>(m.layers));
+  add("embed", vocab_padded, C, init_kind::normal, sd, true);
+  out.tensors.back().valid_rows = m.vocab;
+  if (m.position == position::learned) add("pos", m.seq, C, init_kind::normal, 0.01f, true);
+  const bool ln = m.norm == norm::layernorm;
+  for (int i = 0; i < m.layers; ++i) {
+    const std::string p = layer_prefix(i);
+    add(p + "norm1.weight", C, 1, init_kind::ones, 0, false);
+    if (ln) add(p + "norm1.bias", C, 1, init_kind::zeros, 0, false);
+    add(p + "attn.q.weight", m.heads * D, C, init_kind::normal, sd, true);
+    add(p + "attn.k.weight", m.kv_heads * D, C, init_kind::normal, sd, true);
+    add(p + "attn.v.weight", m.kv_heads * D, C, init_kind::normal, sd, true);
+    if (m.bias) {
+      add(p + "attn.q.bias", m.heads * D, 1, init_kind::zeros, 0, false);
+      add(p + "attn.k.bias", m.kv_heads * D, 1, init_kind::zeros, 0, false);
+      add(p + "attn.v.bias", m.kv_heads * D, 1, init_kind::zeros, 0, false);
+    }
+    add(p + "attn.o.weight", C, m.heads * D, init_kind::normal, sd_out, true);
+    if (m.bias) add(p + "attn.o.bias", C, 1, init_kind::zeros, 0, false);
+    add(p + "norm2.weight", C, 1, init_kind::ones, 0, false);
+    if (ln) add(p + "norm2.bias", C, 1, init_kind::zeros, 0, false);
+    if (m.mlp == mlp::swiglu) add(p + "mlp.gate.weight", F, C, init_kind::normal, sd, true);
+    add(p + "mlp.up.weight", F, C, init_kind::normal, sd, true);
+    if (m.bias) {
+      if (m.mlp == mlp::swiglu) add(p + "mlp.gate.bias", F, 1, init_kind::zeros, 0, false);
+      add(p + "mlp.up.bias", F, 1, init_kind::zeros, 0, false);
+    }
+    add(p + "mlp.down.weight", C, F, init_kind::normal, sd_out, true);
+    if (m.bias) add(p + "mlp.down.bias", C, 1, init_kind::zeros, 0, false);
+  }
+  add("final_norm.weight", C, 1, init_kind::ones, 0, false);
+  if (ln) add("final_norm.bias", C, 1, init_kind::zeros, 0, false);
+  if (!m.tied_embeddings) {
+    add("head", vocab_padded, C, init_kind::normal, sd, true);
+    out.tensors.back().valid_rows = m.vocab;
+  }
+  return out;
+}
+
+// ---- slots: a rank's local buffers for tp rank `t` of `tp` ---------------------------------------------------
+namespace slot_detail {
+inline slot_layout whole(const model_tensors& mt, const std::string& tensor, tp_role role) {
+  const int id = mt.find(tensor);
+  const auto& g = mt.tensors[static_cast<std::size_t>(id)];
+  slot_layout s;
+  s.name = tensor;
+  s.rows = g.rows;
+  s.cols = g.cols;
+  s.role = role;
+  s.decay = g.decay;
+  s.boxes.push_back(box{id, 0, 0, g.rows, g.cols, 0, 0});
+  return s;
+}
+/// Rows [t·n/tp, (t+1)·n/tp) of each listed tensor, stacked in order (column-parallel weights, fused).
+inline slot_layout row_shards(const model_tensors& mt, std::string name, const std::vector<std::string>& tensors,
+                              int t, int tp) {
+  slot_layout s;
+  s.name = std::move(name);
+  s.role = tp_role::sharded;
+  for (const auto& tn : tensors) {
+    const int id = mt.find(tn);
+    const auto& g = mt.tensors[static_cast<std::size_t>(id)];
+    const std::int64_t rows = g.rows / tp;
+    s.boxes.push_back(box{id, t * rows, 0, rows, g.cols, s.rows, 0});
+    s.rows += rows;
+    s.cols = g.cols;
+    s.decay = g.decay;
+  }
+  return s;
+}
+/// Columns [t·n/tp, (t+1)·n/tp) of a tensor (row-parallel weights).
+inline slot_layout col_shard(const model_tensors& mt, const std::string& tensor, int t, int tp) {
+  const int id = mt.find(tensor);
+  const auto& g = mt.tensors[static_cast<std::size_t>(id)];
+  slot_layout s;
+  s.name = tensor;
+  s.rows = g.rows;
+  s.cols = g.cols / tp;
+  s.role = tp_role::sharded;
+  s.decay = g.decay;
+  s.boxes.push_back(box{id, 0, t * s.cols, g.rows, s.cols, 0, 0});
+  return s;
+}
+}  // namespace slot_detail
+
+/// The slots of one transformer layer, in a fixed order, for tp rank t of tp.
+struct layer_slots {
+  int norm1_w = -1, norm1_b = -1, qkv_w = -1, qkv_b = -1, o_w = -1, o_b = -1, norm2_w = -1, norm2_b = -1;
+  int up_w = -1, up_b = -1, down_w = -1, down_b = -1;
+};
+
+}  // namespace tessera

@@ -1,0 +1,469 @@
+// tessera/model/transformer.hpp — one rank's share of the transformer: its parameter slots and the
+// forward/backward of a pipeline chunk (embedding?, layers [l0, l1), head+loss?) with Megatron tensor
+// parallelism and, optionally, sequence parallelism, on the host backend.
+//
+// Tensor parallelism (Megatron-LM): q|k|v and MLP up(|gate) are column-parallel (heads and ffn split
+// over tp), the attention output and MLP down projections are row-parallel (partial sums reduced over
+// tp), the embedding and head are vocab-parallel. Without sequence parallelism activations between the
+// parallel regions are replicated over tp (all-reduce of partial sums); with it they are split by rows
+// (all-gather before a column-parallel GEMM, reduce-scatter after a row-parallel one) and the
+// tp-replicated parameters (norm weights, row-parallel biases, positions) see only their rows, so their
+// gradients are summed over tp by the trainer.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/comm/communicator.hpp"
+#include "tessera/model/config.hpp"
+#include "tessera/model/params.hpp"
+#include "tessera/ops/host.hpp"
+
+namespace tessera {
+
+/// One local parameter buffer with its gradient (and, for the optimizer, moments and master copy).
+template <class T>
+struct param_slot {
+  using G = ops::grad_t<T>;
+  slot_layout layout;
+  std::vector<T> value;
+  std::vector<G> grad;
+  std::vector<G> m, v, master;
+  std::int64_t numel() const { return layout.numel(); }
+};
+
+template <class T>
+struct param_store {
+  std::vector<param_slot<T>> slots;
+  int find(const std::string& name) const {
+    for (std::size_t i = 0; i < slots.size(); ++i)
+      if (slots[i].layout.name == name) return static_cast<int>(i);
+    return -1;
+  }
+  int get_or_add(slot_layout l) {
+    const int f = find(l.name);
+    if (f >= 0) return f;
+    param_slot<T> s;
+    s.layout = std::move(l);
+    s.value.assign(static_cast<std::size_t>(s.numel()), T{});
+    s.grad.assign(static_cast<std::size_t>(s.numel()), 0);
+    slots.push_back(std::move(s));
+    return static_cast<int>(slots.size() - 1);
+  }
+  /// Initial values from (seed, global tensor, global element) only: the same numbers on every layout.
+  void initialise(const model_tensors& mt, std::uint64_t seed) {
+    for (auto& s : slots)
+      for (const box& b : s.layout.boxes) {
+        const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
+        const std::uint64_t h = init_detail::name_hash(g.name);
+        for (std::int64_t r = 0; r < b.rows; ++r)
+          for (std::int64_t c = 0; c < b.cols; ++c)
+            s.value[static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c)] =
+                ops::store<T>(init_value(g, seed, h, b.g_row + r, b.g_col + c));
+      }
+  }
+  void zero_grads() {
+    for (auto& s : slots) std::fill(s.grad.begin(), s.grad.end(), 0);
+  }
+};
+
+/// Sizes every chunk of a rank shares.
+struct chunk_dims {
+  std::int64_t b = 1;      ///< sequences per microbatch (per dp rank)
+  std::int64_t T = 1;      ///< sequence length
+  std::int64_t R = 1;      ///< rows per microbatch = b·T
+  std::int64_t Rl = 1;     ///< rows held between parallel regions (R/tp with sequence parallelism)
+  std::int64_t C = 0, D = 0, Hq = 0, Hkv = 0, F = 0;  ///< local heads / ffn (÷ tp)
+  std::int64_t V = 0, v0 = 0, vocab = 0;              ///< local vocab rows, first row, true vocab
+  std::int64_t QKV = 0, U = 0;                        ///< local q|k|v width, local up(|gate) width
+  int tp = 1, tp_rank = 0;
+  bool sp = false;
+};
+
+/// What one (chunk, microbatch) keeps between its forward and its backward.
+template <class T>
+struct layer_cache {
+  using A = ops::acc_t<T>;
+  std::vector<T> h1, g1, qkv, att, x_mid, h2, g2, up, act;
+  std::vector<A> mean1, rstd1, lse, mean2, rstd2;
+  std::vector<T> d_down, d_up, d_proj, dqkv;  // kept for a deferred weight-gradient pass (W)
+};
+template <class T>
+struct mb_state {
+  using A = ops::acc_t<T>;
+  std::vector<std::vector<T>> xs;  ///< residual stream at each layer boundary (xs[0] = chunk input)
+  std::vector<layer_cache<T>> layers;
+  std::vector<T> hf, gf, logits;   ///< head
+  std::vector<A> meanf, rstdf, lse, loss;
+  std::vector<T> dx;               ///< gradient of the chunk input (to send back)
+  std::vector<T> dy;               ///< gradient of the chunk output (received)
+  std::vector<std::function<void()>> deferred;  ///< weight-gradient work of a split backward
+  const std::int32_t* tokens = nullptr;
+  const std::int32_t* targets = nullptr;
+  double loss_sum = 0;
+};
+
+template <class T> inline void resize(std::vector<T>& v, std::int64_t n) {
+  if (static_cast<std::int64_t>(v.size()) != n) v.assign(static_cast<std::size_t>(n), T{});
+}
+
+/// A pipeline chunk: model stage `stage`, layers [l0, l1), with the embedding on the first stage and the
+/// final norm, head and loss on the last.
+template <class T, int D, class Comm>
+class chunk {
+ public:
+  using A = ops::acc_t<T>;
+  using G = ops::grad_t<T>;
+
+  chunk(const model_desc& m, const chunk_dims& d, param_store<T>& ps, const model_tensors& mt, int stage, int l0,
+        int l1, bool first, bool last, Comm& tp_comm)
+      : m_(m), d_(d), ps_(ps), tp_(tp_comm), stage_(stage), l0_(l0), l1_(l1), first_(first), last_(last) {
+    static_assert(D > 0, "head size must be positive");
+    using namespace slot_detail;
+    const int t = d.tp_rank, k = d.tp;
+    const bool ln = m.norm == norm::layernorm;
+    if (first) {
+      embed_ = ps.get_or_add(row_shards(mt, "embed", {"embed"}, t, k));
+      if (m.position == position::learned) pos_ = ps.get_or_add(whole(mt, "pos", tp_role::replicated));
+    }
+    for (int i = l0; i < l1; ++i) {
+      const std::string p = layer_prefix(i);
+      layer_slots s;
+      s.norm1_w = ps.get_or_add(whole(mt, p + "norm1.weight", tp_role::replicated));
+      if (ln) s.norm1_b = ps.get_or_add(whole(mt, p + "norm1.bias", tp_role::replicated));
+      s.qkv_w = ps.get_or_add(row_shards(mt, p + "attn.qkv.weight", {p + "attn.q.weight", p + "attn.k.weight", p + "attn.v.weight"}, t, k));
+      if (m.bias) s.qkv_b = ps.get_or_add(row_shards(mt, p + "attn.qkv.bias", {p + "attn.q.bias", p + "attn.k.bias", p + "attn.v.bias"}, t, k));
+      s.o_w = ps.get_or_add(col_shard(mt, p + "attn.o.weight", t, k));
+      if (m.bias) s.o_b = ps.get_or_add(whole(mt, p + "attn.o.bias", tp_role::replicated));
+      s.norm2_w = ps.get_or_add(whole(mt, p + "norm2.weight", tp_role::replicated));
+      if (ln) s.norm2_b = ps.get_or_add(whole(mt, p + "norm2.bias", tp_role::replicated));
+      if (m.mlp == mlp::swiglu) {
+        s.up_w = ps.get_or_add(row_shards(mt, p + "mlp.gate_up.weight", {p + "mlp.gate.weight", p + "mlp.up.weight"}, t, k));
+        if (m.bias) s.up_b = ps.get_or_add(row_shards(mt, p + "mlp.gate_up.bias", {p + "mlp.gate.bias", p + "mlp.up.bias"}, t, k));
+      } else {
+        s.up_w = ps.get_or_add(row_shards(mt, p + "mlp.up.weight", {p + "mlp.up.weight"}, t, k));
+        if (m.bias) s.up_b = ps.get_or_add(row_shards(mt, p + "mlp.up.bias", {p + "mlp.up.bias"}, t, k));
+      }
+      s.down_w = ps.get_or_add(col_shard(mt, p + "mlp.down.weight", t, k));
+      if (m.bias) s.down_b = ps.get_or_add(whole(mt, p + "mlp.down.bias", tp_role::replicated));
+      layers_.push_back(s);
+    }
+    if (last) {
+      normf_w_ = ps.get_or_add(whole(mt, "final_norm.weight", tp_role::replicated));
+      if (ln) normf_b_ = ps.get_or_add(whole(mt, "final_norm.bias", tp_role::replicated));
+      head_ = m.tied_embeddings ? ps.get_or_add(row_shards(mt, "embed", {"embed"}, t, k))
+                                : ps.get_or_add(row_shards(mt, "head", {"head"}, t, k));
+    }
+    if (m.position == position::rope) rope_ = ops::rope_table<A>(m.seq, D, m.rope_theta);
+  }
+
+  int stage() const { return stage_; }
+  bool first() const { return first_; }
+  bool last() const { return last_; }
+  std::int64_t act_numel() const { return d_.Rl * d_.C; }
+
+  /// Forward of one microbatch: input in st.xs[0] (unless first), output in st.xs.back() (unless last,
+  /// where the summed token loss is in st.loss_sum).
+  void forward(mb_state<T>& st) {
+    const std::int64_t n_act = act_numel();
+    st.xs.resize(layers_.size() + 1);
+    for (auto& x : st.xs) resize(x, n_act);
+    st.layers.resize(layers_.size());
+    if (first_) embed_forward(st);
+    for (std::size_t i = 0; i < layers_.size(); ++i) layer_forward(layers_[i], st.layers[i], st.xs[i], st.xs[i + 1]);
+    if (last_) head_forward(st);
+  }
+
+  /// Backward: with `split`, only input gradients now and the weight-gradient GEMMs queued in
+  /// st.deferred (run by weight_backward). The gradient of the output is st.dy (unless last); the
+  /// gradient of the input lands in st.dx (unless first).
+  void backward(mb_state<T>& st, bool split, G loss_scale) {
+    std::vector<T> cur;  // gradient flowing down the residual stream
+    resize(cur, act_numel());
+    if (last_) head_backward(st, split, loss_scale, cur);
+    else std::copy(st.dy.begin(), st.dy.end(), cur.begin());
+    std::vector<T> nxt;
+    resize(nxt, act_numel());
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+      layer_backward(layers_[i], st.layers[i], st.xs[i], cur, nxt, split, st.deferred);
+      std::swap(cur, nxt);
+    }
+    if (first_) embed_backward(st, cur);
+    else st.dx = std::move(cur);
+  }
+  void weight_backward(mb_state<T>& st) {
+    for (auto& f : st.deferred) f();
+    st.deferred.clear();
+  }
+
+ private:
+  param_slot<T>& P(int i) { return ps_.slots[static_cast<std::size_t>(i)]; }
+  const T* W(int i) { return i < 0 ? nullptr : P(i).value.data(); }
+  G* dW(int i) { return i < 0 ? nullptr : P(i).grad.data(); }
+
+  // ---- tp communication of activations --------------------------------------------------------------
+  /// Partial sums [R×C] → this rank's rows: all-reduce (replicated) or reduce-scatter (sequence parallel).
+  void reduce_rows(std::vector<T>& partial, std::vector<T>& out) {
+    const std::int64_t C = d_.C;
+    if (d_.tp == 1) { out.swap(partial); resize(partial, d_.R * C); return; }
+    if (d_.sp) {
+      resize(out, d_.Rl * C);
+      reduce_scatter(tp_, partial.data(), out.data(), static_cast<std::size_t>(d_.Rl * C));
+    } else {
+      all_reduce(tp_, partial.data(), partial.data(), static_cast<std::size_t>(d_.R * C));
+      out.swap(partial);
+      resize(partial, d_.R * C);
+    }
+  }
+  /// This rank's rows → all rows (sequence parallel), or the rows themselves.
+  const T* gather_rows(const std::vector<T>& local, std::vector<T>& full) {
+    if (!d_.sp) return local.data();
+    resize(full, d_.R * d_.C);
+    all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
+    return full.data();
+  }
+  void add_bias_rows(T* x, const T* b, std::int64_t rows, std::int64_t C) {
+    if (!b) return;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < C; ++c) x[r * C + c] = ops::store<T>(ops::load(x[r * C + c]) + ops::load(b[c]));
+  }
+  void norm_forward(int w, int bsl, const T* x, T* y, std::vector<A>& mean, std::vector<A>& rstd, std::int64_t rows) {
+    resize(rstd, rows);
+    if (m_.norm == norm::layernorm) {
+      resize(mean, rows);
+      ops::layernorm_forward(host_system{}, x, W(w), W(bsl), rows, d_.C, m_.norm_eps, y, mean.data(), rstd.data());
+    } else {
+      ops::rmsnorm_forward(host_system{}, x, W(w), rows, d_.C, m_.norm_eps, y, rstd.data());
+    }
+  }
+  void norm_backward(int w, int bsl, const T* dy, const T* x, const std::vector<A>& mean, const std::vector<A>& rstd,
+                     std::int64_t rows, T* dx_accum) {
+    if (m_.norm == norm::layernorm)
+      ops::layernorm_backward(host_system{}, dy, x, W(w), mean.data(), rstd.data(), rows, d_.C, dx_accum, dW(w),
+                              dW(bsl), true);
+    else
+      ops::rmsnorm_backward(host_system{}, dy, x, W(w), rstd.data(), rows, d_.C, dx_accum, dW(w), true);
+  }
+  /// Positions of this rank's rows: local row n is global row row0 + n of the microbatch.
+  template <class F>
+  void for_position_segments(F&& f) {
+    const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.Rl : 0;
+    std::int64_t n = 0;
+    while (n < d_.Rl) {
+      const std::int64_t t = (row0 + n) % d_.T;
+      const std::int64_t len = std::min(d_.Rl - n, d_.T - t);
+      f(n, len, t);
+      n += len;
+    }
+  }
+
+  // ---- embedding -------------------------------------------------------------------------------------
+  void embed_forward(mb_state<T>& st) {
+    resize(tmp_R_, d_.R * d_.C);
+    ops::embedding_forward(host_system{}, st.tokens, d_.R, W(embed_), d_.V, d_.v0, d_.C, tmp_R_.data());
+    reduce_rows(tmp_R_, st.xs[0]);
+    if (pos_ >= 0)
+      for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
+        ops::add_position_embedding(host_system{}, W(pos_), len, len, d_.C, t, st.xs[0].data() + n * d_.C);
+      });
+  }
+  void embed_backward(mb_state<T>& st, std::vector<T>& dx) {
+    std::vector<T> full;
+    const T* g = gather_rows(dx, full);
+    ops::embedding_backward(host_system{}, st.tokens, d_.R, g, d_.V, d_.v0, d_.C, dW(embed_));
+    if (pos_ >= 0)
+      for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
+        ops::position_embedding_backward(host_system{}, dx.data() + n * d_.C, len, len, d_.C, t, dW(pos_));
+      });
+  }
+
+  // ---- one transformer layer ----------------------------------------------------------------------------
+  void layer_forward(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x, std::vector<T>& out) {
+    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    resize(c.h1, Rl * C);
+    norm_forward(s.norm1_w, s.norm1_b, x.data(), c.h1.data(), c.mean1, c.rstd1, Rl);
+    const T* g1 = gather_rows(c.h1, c.g1);
+    resize(c.qkv, R * d_.QKV);
+    ops::linear_forward(host_system{}, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.QKV, c.qkv.data());
+    if (m_.position == position::rope) {
+      ops::rope_forward(host_system{}, c.qkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_.cos.data(), rope_.sin.data());
+      ops::rope_forward(host_system{}, c.qkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_.cos.data(),
+                        rope_.sin.data());
+    }
+    resize(c.att, R * d_.Hq * D);
+    resize(c.lse, d_.b * d_.Hq * d_.T);
+    ops::attention_forward<D>(host_system{}, c.qkv.data(), c.qkv.data() + d_.Hq * D, c.qkv.data() + (d_.Hq + d_.Hkv) * D,
+                              c.att.data(), c.lse.data(), attn_shape(), attn_scale());
+    resize(tmp_R_, R * C);
+    ops::linear_forward(host_system{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.Hq * D, C,
+                        tmp_R_.data());
+    reduce_rows(tmp_R_, tmp_l_);
+    add_bias_rows(tmp_l_.data(), W(s.o_b), Rl, C);
+    resize(c.x_mid, Rl * C);
+    ops::add(host_system{}, x.data(), tmp_l_.data(), Rl * C, c.x_mid.data());
+    resize(c.h2, Rl * C);
+    norm_forward(s.norm2_w, s.norm2_b, c.x_mid.data(), c.h2.data(), c.mean2, c.rstd2, Rl);
+    const T* g2 = gather_rows(c.h2, c.g2);
+    resize(c.up, R * d_.U);
+    ops::linear_forward(host_system{}, g2, W(s.up_w), W(s.up_b), R, C, d_.U, c.up.data());
+    resize(c.act, R * d_.F);
+    if (m_.mlp == mlp::swiglu)
+      ops::swiglu_forward(host_system{}, c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.act.data());
+    else
+      ops::gelu_forward(host_system{}, c.up.data(), R * d_.F, c.act.data());
+    ops::linear_forward(host_system{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.F, C,
+                        tmp_R_.data());
+    reduce_rows(tmp_R_, tmp_l_);
+    add_bias_rows(tmp_l_.data(), W(s.down_b), Rl, C);
+    ops::add(host_system{}, c.x_mid.data(), tmp_l_.data(), Rl * C, out.data());
+  }
+
+  void layer_backward(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x, const std::vector<T>& dy,
+                      std::vector<T>& dx, bool split, std::vector<std::function<void()>>& deferred) {
+    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    // MLP down (row-parallel): the output gradient, all rows.
+    copy_gathered(dy, c.d_down);
+    std::vector<T> d_act;
+    resize(d_act, R * d_.F);
+    ops::linear_backward(host_system{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, d_act.data(),
+                         static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+    weight_grad(split, deferred, [this, &c, s, R, C] {
+      ops::linear_backward(host_system{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, static_cast<T*>(nullptr),
+                           dW(s.down_w), static_cast<G*>(nullptr));
+      bias_grad_local_rows(c.d_down, s.down_b);
+    });
+    resize(c.d_up, R * d_.U);
+    if (m_.mlp == mlp::swiglu)
+      ops::swiglu_backward(host_system{}, d_act.data(), c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.d_up.data(),
+                           c.d_up.data() + d_.F);
+    else
+      ops::gelu_backward(host_system{}, d_act.data(), c.up.data(), R * d_.F, c.d_up.data());
+    resize(tmp_R_, R * C);
+    ops::linear_backward(host_system{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
+                         tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+    weight_grad(split, deferred, [this, &c, s, R, C] {
+      ops::linear_backward(host_system{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
+                           static_cast<T*>(nullptr), dW(s.up_w), dW(s.up_b));
+    });
+    reduce_rows(tmp_R_, tmp_l_);
+    std::vector<T> dmid(dy);
+    norm_backward(s.norm2_w, s.norm2_b, tmp_l_.data(), c.x_mid.data(), c.mean2, c.rstd2, Rl, dmid.data());
+    // attention output (row-parallel)
+    copy_gathered(dmid, c.d_proj);
+    std::vector<T> d_att;
+    resize(d_att, R * d_.Hq * D);
+    ops::linear_backward(host_system{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, d_att.data(),
+                         static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+    weight_grad(split, deferred, [this, &c, s, R, C] {
+      ops::linear_backward(host_system{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, static_cast<T*>(nullptr),
+                           dW(s.o_w), static_cast<G*>(nullptr));
+      bias_grad_local_rows(c.d_proj, s.o_b);
+    });
+    resize(c.dqkv, R * d_.QKV);
+    ops::attention_backward<D>(host_system{}, d_att.data(), c.qkv.data(), c.qkv.data() + d_.Hq * D,
+                               c.qkv.data() + (d_.Hq + d_.Hkv) * D, c.att.data(), c.lse.data(), attn_shape(),
+                               attn_scale(), c.dqkv.data(), c.dqkv.data() + d_.Hq * D,
+                               c.dqkv.data() + (d_.Hq + d_.Hkv) * D);
+    if (m_.position == position::rope) {
+      ops::rope_backward(host_system{}, c.dqkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_.cos.data(), rope_.sin.data());
+      ops::rope_backward(host_system{}, c.dqkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_.cos.data(),
+                         rope_.sin.data());
+    }
+    ops::linear_backward(host_system{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
+                         d_.QKV, tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+    weight_grad(split, deferred, [this, &c, s, R, C] {
+      ops::linear_backward(host_system{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
+                           d_.QKV, static_cast<T*>(nullptr), dW(s.qkv_w), dW(s.qkv_b));
+    });
+    reduce_rows(tmp_R_, tmp_l_);
+    std::copy(dmid.begin(), dmid.end(), dx.begin());
+    norm_backward(s.norm1_w, s.norm1_b, tmp_l_.data(), x.data(), c.mean1, c.rstd1, Rl, dx.data());
+  }
+
+  /// Column sums of this rank's rows of a gathered gradient into a tp-replicated bias.
+  void bias_grad_local_rows(const std::vector<T>& full, int b) {
+    if (b < 0) return;
+    const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.Rl : 0;
+    ops::linear_backward(host_system{}, full.data() + row0 * d_.C, static_cast<const T*>(nullptr),
+                         static_cast<const T*>(nullptr), d_.Rl, 0, d_.C, static_cast<T*>(nullptr),
+                         static_cast<G*>(nullptr), dW(b));
+  }
+  void copy_gathered(const std::vector<T>& local, std::vector<T>& full) {
+    resize(full, d_.R * d_.C);
+    if (d_.sp) all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
+    else std::copy(local.begin(), local.end(), full.begin());
+  }
+  template <class F>
+  void weight_grad(bool split, std::vector<std::function<void()>>& deferred, F&& f) {
+    if (split) deferred.emplace_back(std::forward<F>(f));
+    else f();
+  }
+
+  // ---- head and loss -------------------------------------------------------------------------------------
+  void head_forward(mb_state<T>& st) {
+    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    resize(st.hf, Rl * C);
+    norm_forward(normf_w_, normf_b_, st.xs.back().data(), st.hf.data(), st.meanf, st.rstdf, Rl);
+    const T* g = gather_rows(st.hf, st.gf);
+    resize(st.logits, R * d_.V);
+    ops::linear_forward(host_system{}, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.V, st.logits.data());
+    resize(st.lse, R);
+    resize(st.loss, R);
+    const ops::vocab_slice vs{d_.V, d_.v0, d_.vocab, 0};
+    if (d_.tp > 1)
+      ops::cross_entropy_forward(host_system{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
+    else
+      ops::cross_entropy_forward(host_system{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
+    double sum = 0;
+    for (std::int64_t r = 0; r < R; ++r) sum += st.loss[static_cast<std::size_t>(r)];
+    st.loss_sum = sum;
+  }
+  void head_backward(mb_state<T>& st, bool split, G loss_scale, std::vector<T>& dx) {
+    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    const ops::vocab_slice vs{d_.V, d_.v0, d_.vocab, 0};
+    ops::cross_entropy_backward(host_system{}, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
+                                st.logits.data());
+    const T* g = st.gf.empty() ? st.hf.data() : st.gf.data();
+    resize(tmp_R_, R * C);
+    ops::linear_backward(host_system{}, st.logits.data(), g, W(head_), R, C, d_.V, tmp_R_.data(), static_cast<G*>(nullptr),
+                         static_cast<G*>(nullptr));
+    weight_grad(split, st.deferred, [this, &st, R, C] {
+      const T* gg = st.gf.empty() ? st.hf.data() : st.gf.data();
+      ops::linear_backward(host_system{}, st.logits.data(), gg, W(head_), R, C, d_.V, static_cast<T*>(nullptr), dW(head_),
+                           static_cast<G*>(nullptr));
+    });
+    reduce_rows(tmp_R_, tmp_l_);
+    std::fill(dx.begin(), dx.end(), T{});
+    norm_backward(normf_w_, normf_b_, tmp_l_.data(), st.xs.back().data(), st.meanf, st.rstdf, Rl, dx.data());
+  }
+
+  ops::attention_shape attn_shape() const {
+    ops::attention_shape a;
+    a.B = d_.b;
+    a.T = d_.T;
+    a.Hq = d_.Hq;
+    a.Hkv = d_.Hkv;
+    a.ld_q = a.ld_k = a.ld_v = d_.QKV;
+    a.ld_o = d_.Hq * D;
+    return a;
+  }
+  A attn_scale() const { return A(1) / std::sqrt(A(D)); }
+
+  model_desc m_;
+  chunk_dims d_;
+  param_store<T>& ps_;
+  Comm& tp_;
+  int stage_, l0_, l1_;
+  bool first_, last_;
+  int embed_ = -1, pos_ = -1, normf_w_ = -1, normf_b_ = -1, head_ = -1;
+  std::vector<layer_slots> layers_;
+  ops::rope_table<A> rope_;
+  std::vector<T> tmp_R_, tmp_l_;
+};
+
+}  // namespace tessera

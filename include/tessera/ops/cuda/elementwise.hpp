@@ -1,0 +1,132 @@
+// tessera/ops/cuda/elementwise.hpp — CUDA entry points of the element-wise operators, embeddings, RoPE
+// and the fused AdamW step: the host entry points of ops/host/elementwise.hpp with cuda_system first and
+// device pointers, issued on cuda_system::stream().
+//
+// The per-element bodies are the shared functors of ops/elementwise.hpp, run by
+// cuda_system::for_each_index (thrust::for_each), so the GPU does exactly the host's arithmetic. Two
+// operators have their own kernels because their memory walk differs from the host's:
+//   embedding_backward           one thread per (token, column), atomicAdd into the fp32 gradient rows.
+//                                Rows of repeated tokens are summed in an unspecified order, so this one
+//                                is NOT bitwise deterministic (it matches the host to fp32 rounding).
+//   position_embedding_backward  one thread per (position, column) summing over the batch in order:
+//                                deterministic.
+// Gradients (grad_t<T>) are acc_t<T>: fp32 for fp32 and bf16 models.
+#pragma once
+#if !defined(__CUDACC__)
+#error "tessera/ops/cuda/elementwise.hpp needs a CUDA compiler (nvcc); the host operators are tessera/ops/host/elementwise.hpp"
+#endif
+#include <cstdint>
+
+#include "tessera/core/cuda_system.hpp"
+#include "tessera/ops/cuda/common.hpp"
+#include "tessera/ops/elementwise.hpp"
+#include "tessera/ops/math.hpp"
+
+namespace tessera::ops {
+
+// ---- GELU ----------------------------------------------------------------------------------------------
+template <class T> void gelu_forward(cuda_system, const T* x, i64 n, T* y) {
+  cuda_system::for_each_index(n, kernels::gelu_forward<T>{x, y});
+}
+template <class T> void gelu_backward(cuda_system, const T* dy, const T* x, i64 n, T* dx) {
+  cuda_system::for_each_index(n, kernels::gelu_backward<T>{dy, x, dx});
+}
+
+// ---- SwiGLU --------------------------------------------------------------------------------------------
+template <class T>
+void swiglu_forward(cuda_system, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* out) {
+  cuda_system::for_each_index(N * F, kernels::swiglu_forward<T>{gate, up, out, F, ld_in});
+}
+template <class T>
+void swiglu_backward(cuda_system, const T* dout, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* dgate,
+                     T* dup) {
+  cuda_system::for_each_index(N * F, kernels::swiglu_backward<T>{dout, gate, up, dgate, dup, F, ld_in});
+}
+
+// ---- residual add -------------------------------------------------------------------------------------
+template <class T> void add(cuda_system, const T* a, const T* b, i64 n, T* out) {
+  cuda_system::for_each_index(n, kernels::add<T>{a, b, out});
+}
+
+// ---- RoPE (Hugging Face rotate_half) -------------------------------------------------------------------
+/// In place on x (device); `cos` and `sin` are device copies of a rope_table's [positions × D/2] tables.
+template <class T>
+void rope_forward(cuda_system, T* x, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
+                  const acc_t<T>* sin) {
+  cuda_system::for_each_index(rows * H * (D / 2), kernels::rope<T, false>{x, cos, sin, T_len, H, D / 2, ld, pos0});
+}
+template <class T>
+void rope_backward(cuda_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
+                   const acc_t<T>* sin) {
+  cuda_system::for_each_index(rows * H * (D / 2), kernels::rope<T, true>{dx, cos, sin, T_len, H, D / 2, ld, pos0});
+}
+
+// ---- embeddings ----------------------------------------------------------------------------------------
+namespace cuda_detail {
+template <class T>
+__global__ void embedding_backward_kernel(const std::int32_t* __restrict__ tokens, i64 N, const T* __restrict__ dout,
+                                          i64 V_local, i64 v0, i64 C, float* __restrict__ dwte) {
+  const i64 total = N * C;
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<i64>(gridDim.x) * blockDim.x) {
+    const i64 n = i / C, c = i - n * C;
+    const i64 r = static_cast<i64>(tokens[n]) - v0;
+    if (r >= 0 && r < V_local) atomicAdd(dwte + r * C + c, load(dout[i]));
+  }
+}
+template <class T>
+__global__ void position_embedding_backward_kernel(const T* __restrict__ dx, i64 B, i64 T_len, i64 C, i64 pos0,
+                                                   float* __restrict__ dwpe) {
+  const i64 total = T_len * C;
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<i64>(gridDim.x) * blockDim.x) {
+    const i64 t = i / C, c = i - t * C;
+    float s = 0.0f;
+    for (i64 b = 0; b < B; ++b) s += load(dx[(b * T_len + t) * C + c]);
+    dwpe[(t + pos0) * C + c] += s;
+  }
+}
+}  // namespace cuda_detail
+
+/// out[n] = wte[tokens[n] − v0] when the token is one of this rank's V_local rows, else 0.
+template <class T>
+void embedding_forward(cuda_system, const std::int32_t* tokens, i64 N, const T* wte, i64 V_local, i64 v0, i64 C,
+                       T* out) {
+  cuda_system::for_each_index(N * C, kernels::embedding_forward<T>{tokens, wte, out, C, v0, V_local});
+}
+/// dwte[tokens[n] − v0] += dout[n] for this rank's rows (atomicAdd: summation order of repeated tokens is
+/// unspecified). dwte is grad_t<T> (fp32).
+template <class T>
+void embedding_backward(cuda_system, const std::int32_t* tokens, i64 N, const T* dout, i64 V_local, i64 v0, i64 C,
+                        acc_t<T>* dwte) {
+  static_assert(cuda_detail::is_device_storage_v<T>, "embedding_backward (CUDA): fp32 or bf16");
+  if (N * C <= 0) return;
+  cuda_detail::embedding_backward_kernel<T>
+      <<<cuda_detail::grid_for(N * C, 256), 256, 0, cuda_system::stream()>>>(tokens, N, dout, V_local, v0, C, dwte);
+  cuda_detail::check_launch("embedding_backward_kernel");
+}
+/// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
+template <class T>
+void add_position_embedding(cuda_system, const T* wpe, i64 N, i64 T_len, i64 C, i64 pos0, T* x) {
+  cuda_system::for_each_index(N * C, kernels::add_position_embedding<T>{wpe, x, C, T_len, pos0});
+}
+/// dwpe[t + pos0] += Σ_b dx[b, t] (summed in batch order: deterministic).
+template <class T>
+void position_embedding_backward(cuda_system, const T* dx, i64 N, i64 T_len, i64 C, i64 pos0, acc_t<T>* dwpe) {
+  static_assert(cuda_detail::is_device_storage_v<T>, "position_embedding_backward (CUDA): fp32 or bf16");
+  if (T_len * C <= 0) return;
+  cuda_detail::position_embedding_backward_kernel<T>
+      <<<cuda_detail::grid_for(T_len * C, 256), 256, 0, cuda_system::stream()>>>(dx, N / T_len, T_len, C, pos0, dwpe);
+  cuda_detail::check_launch("position_embedding_backward_kernel");
+}
+
+// ---- AdamW ---------------------------------------------------------------------------------------------
+/// One fused AdamW step over n device elements (see the host version); grad_t<T> = acc_t<T>.
+template <class T>
+void adamw_step(cuda_system, T* param, acc_t<T>* master, const acc_t<T>* grad, acc_t<T>* m, acc_t<T>* v, i64 n,
+                const math::adamw_params& p, bool decay) {
+  using G = acc_t<T>;
+  cuda_system::for_each_index(n, kernels::adamw<T, G>{param, master, grad, m, v, math::adamw_prepare<G>(p, decay)});
+}
+
+}  // namespace tessera::ops

@@ -1,0 +1,65 @@
+// tessera/train/options.hpp — the command line of every ts::train program (contract §2), with CLI11.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace tessera {
+
+struct train_options {
+  std::string data;
+  int steps = 100;
+  int batch = 0;  ///< 0 = dp × M
+  double lr = 3e-4, min_lr = 0.0;
+  int warmup = 0;
+  double weight_decay = 0.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  std::uint64_t seed = 1234;
+  bool shuffle = false;
+  bool eval_only = false;
+  int eval_batches = 8;
+  std::string init_from, export_to, save_dir, resume_dir, log_json;
+  int save_every = 0;
+  std::string backend;  ///< "" = default
+  int threads = 0;      ///< 0 = cores / ranks on this node
+  double peak_tflops = 0;
+  int log_every = 1;
+  bool quiet = false;
+};
+
+/// Registers every flag on `app`.
+inline void add_train_flags(CLI::App& app, train_options& o) {
+  app.add_option("--data", o.data, "training/eval tokens: an llm.c token shard or any file read as bytes")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--steps", o.steps, "optimizer steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--batch", o.batch, "global sequences per step (default dp x microbatches)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr", o.lr, "AdamW learning rate (peak)")->capture_default_str();
+  app.add_option("--min-lr", o.min_lr, "learning rate at the end of the cosine decay")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "linear warmup steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", o.weight_decay, "decoupled weight decay (matrices and embeddings)")
+      ->capture_default_str();
+  app.add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str();
+  app.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str();
+  app.add_option("--eps", o.eps, "AdamW epsilon (added after the square root)")->capture_default_str();
+  app.add_option("--grad-clip", o.grad_clip, "global gradient-norm clipping (0 = off)")->capture_default_str();
+  app.add_option("--seed", o.seed, "parameter init and shuffling")->capture_default_str();
+  app.add_flag("--shuffle", o.shuffle, "sample training windows by a seeded permutation");
+  app.add_flag("--eval-only", o.eval_only, "no update: print and log the mean loss over the first K batches");
+  app.add_option("--eval-batches", o.eval_batches, "K batches for --eval-only")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--init-from", o.init_from, "load parameters from a safetensors file (HF names)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--log-json", o.log_json, "write one JSON object per line to FILE");
+  app.add_option("--backend", o.backend, "host or cuda (default: cuda if built with CUDA and a GPU exists)")
+      ->check(CLI::IsMember({"host", "cuda"}));
+  app.add_option("--threads", o.threads, "CPU threads per rank (default: cores / ranks on this node)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--peak-tflops", o.peak_tflops, "peak TFLOP/s per rank for MFU (default: measured)");
+  app.add_option("--log-every", o.log_every, "progress line every N steps")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--quiet", o.quiet, "no progress lines on stderr");
+}
+
+}  // namespace tessera

@@ -1,0 +1,503 @@
+// tessera/train/trainer.hpp — the run-time engine of ts::train<plan> on the host backend: one rank's
+// chunks, the pipeline program of its schedule (with tagged MPI point-to-point), gradient
+// synchronisation over dp (non-blocking, launched as soon as a chunk's gradients are final), the
+// replicas of tied embeddings and of Chimera's two pipelines, global-norm clipping, AdamW and logs.
+#pragma once
+#include <mpi.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tessera/comm/mesh_comms.hpp"
+#include "tessera/comm/mpi.hpp"
+#include "tessera/model/transformer.hpp"
+#include "tessera/ops/host.hpp"
+#include "tessera/schedule/schedule.hpp"
+#include "tessera/train/data.hpp"
+#include "tessera/train/options.hpp"
+#include "tessera/train/plan.hpp"
+
+namespace tessera {
+
+/// Learning rate at 0-based step k (contract §2): linear warmup, then cosine to min_lr.
+inline double lr_at(const train_options& o, int k) {
+  if (k < o.warmup) return o.lr * (k + 1) / o.warmup;
+  const double span = std::max(1, o.steps - o.warmup);
+  return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(3.141592653589793 * (k - o.warmup) / span));
+}
+
+/// Model FLOPs per token for a training step (forward + backward, no recompute): 6·N + 12·L·C·T,
+/// N = parameters without the (position) embeddings; docs/design.md states it.
+inline double flops_per_token(const model_desc& m) {
+  // the token embedding is a lookup, but the head (tied or not) is a V×C GEMM: count V·C once
+  double n = static_cast<double>(m.num_params());
+  if (m.position == position::learned) n -= static_cast<double>(m.seq) * m.hidden;
+  if (!m.tied_embeddings) n -= static_cast<double>(m.vocab) * m.hidden;
+  return 6.0 * n + 12.0 * m.layers * m.hidden * m.seq;
+}
+
+/// The pipeline ranks that hold model stage ms.
+inline std::vector<int> stage_holders(const plan_desc& pd, int ms) {
+  std::set<int> r;
+  for (int g = 0; g < num_stages(pd.schedule); ++g)
+    if (pd.model_stage(g) == ms) r.insert(stage_rank(pd.schedule, g));
+  return {r.begin(), r.end()};
+}
+
+template <class T, int D>
+class trainer {
+ public:
+  using A = ops::acc_t<T>;
+  using G = ops::grad_t<T>;
+  using chunk_t = chunk<T, D, mpi_comm>;
+
+  trainer(const plan_desc& pd, std::vector<action> program, const train_options& o, mesh_comms<mpi_comm>& mc,
+          const token_data& data)
+      : pd_(pd), prog_(std::move(program)), o_(o), mc_(mc), data_(data) {
+    dp_rank_ = mc.coord(axis::dp);
+    pp_rank_ = mc.coord(axis::pp);
+    tp_rank_ = mc.coord(axis::tp);
+    world_rank_ = mc.rank();
+    const model_desc& m = pd.model;
+    B_ = o.batch > 0 ? o.batch : pd.dp * pd.schedule.microbatches;
+    const int M = pd.schedule.microbatches;
+    if (B_ % (pd.dp * M) != 0)
+      throw usage_error(cat("--batch ", B_, " not divisible by dp (", pd.dp, ") x microbatches (", M, ")"));
+    d_.b = B_ / (pd.dp * M);
+    d_.T = m.seq;
+    d_.R = d_.b * d_.T;
+    d_.tp = pd.tp;
+    d_.tp_rank = tp_rank_;
+    d_.sp = pd.policy.sequence_parallel && pd.tp > 1;
+    if (d_.sp && d_.R % pd.tp != 0)
+      throw usage_error(cat("sequence parallel: rows per microbatch (", d_.R, ") not divisible by tp (", pd.tp, ")"));
+    d_.Rl = d_.sp ? d_.R / pd.tp : d_.R;
+    d_.C = m.hidden;
+    d_.D = D;
+    d_.Hq = m.heads / pd.tp;
+    d_.Hkv = m.kv_heads / pd.tp;
+    d_.F = m.ffn / pd.tp;
+    d_.V = pd.vocab_padded / pd.tp;
+    d_.v0 = tp_rank_ * d_.V;
+    d_.vocab = m.vocab;
+    d_.QKV = (d_.Hq + 2 * d_.Hkv) * D;
+    d_.U = (m.mlp == mlp::swiglu ? 2 : 1) * d_.F;
+
+    tensors_ = make_model_tensors(m, pd.vocab_padded);
+    // chunks of this pipeline rank, in global stage order
+    const int S = num_stages(pd.schedule);
+    chunk_of_stage_.assign(static_cast<std::size_t>(S), -1);
+    for (int g = 0; g < S; ++g) {
+      if (stage_rank(pd.schedule, g) != pp_rank_) continue;
+      const int ms = pd.model_stage(g);
+      chunk_of_stage_[static_cast<std::size_t>(g)] = static_cast<int>(chunks_.size());
+      chunks_.push_back(std::make_unique<chunk_t>(m, d_, store_, tensors_, ms, pd.layer_begin[ms], pd.layer_begin[ms + 1],
+                                                  ms == 0, ms == pd.model_stages - 1, mc.along(axes::tp)));
+    }
+    store_.initialise(tensors_, o.seed);
+    for (auto& s : store_.slots) {
+      s.m.assign(s.value.size(), 0);
+      s.v.assign(s.value.size(), 0);
+    }
+    setup_sync();
+    inputs_.resize(static_cast<std::size_t>(B_ / pd.dp * d_.T));
+    targets_.resize(inputs_.size());
+  }
+
+  /// Mean token loss over batches [k0, k0 + count) without updating (forward only).
+  double evaluate(int k0, int count) {
+    double total = 0;
+    for (int k = k0; k < k0 + count; ++k) total += forward_only(k);
+    return total / count;
+  }
+
+  struct step_result {
+    double loss = 0, grad_norm = 0, lr = 0;
+    bool skipped = false;
+  };
+
+  step_result step(int k) {
+    store_.zero_grads();
+    load_batch(k);
+    loss_local_ = 0;
+    pending_.clear();
+    launched_.assign(store_.slots.size(), false);
+    run_program();
+    finish_sync();
+    step_result r;
+    r.loss = global_loss();
+    // global gradient norm, every parameter counted once
+    double sq = 0;
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      if (!counts_in_norm_[i]) continue;
+      const auto& g = store_.slots[i].grad;
+      double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+      for (std::size_t j = 0; j < g.size(); ++j) s += static_cast<double>(g[j]) * g[j];
+      sq += s;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    r.grad_norm = std::sqrt(sq);
+    r.lr = lr_at(o_, k);
+    if (!std::isfinite(r.grad_norm)) {
+      r.skipped = true;
+      return r;
+    }
+    const double clip = (o_.grad_clip > 0) ? std::min(1.0, o_.grad_clip / (r.grad_norm + 1e-6)) : 1.0;
+    ++adam_step_;
+    for (auto& s : store_.slots) {
+      if (clip < 1.0) {
+        const G c = static_cast<G>(clip);
+        for (auto& g : s.grad) g *= c;
+      }
+      ops::math::adamw_params p;
+      p.lr = static_cast<float>(r.lr);
+      p.beta1 = static_cast<float>(o_.beta1);
+      p.beta2 = static_cast<float>(o_.beta2);
+      p.eps = static_cast<float>(o_.eps);
+      p.weight_decay = static_cast<float>(o_.weight_decay);
+      p.step = adam_step_;
+      ops::adamw_step(host_system{}, s.value.data(), static_cast<G*>(nullptr), s.grad.data(), s.m.data(), s.v.data(),
+                      s.numel(), p, s.layout.decay);
+    }
+    return r;
+  }
+
+  std::int64_t state_bytes() const {
+    std::int64_t b = 0;
+    for (const auto& s : store_.slots)
+      b += s.numel() * static_cast<std::int64_t>(sizeof(T) + sizeof(G) * 3 + (s.master.empty() ? 0 : sizeof(G)));
+    return b;
+  }
+  int global_batch() const { return B_; }
+  param_store<T>& store() { return store_; }
+  const model_tensors& tensors() const { return tensors_; }
+
+ private:
+  // ---- data ---------------------------------------------------------------------------------------
+  void load_batch(int k) {
+    const std::int64_t per_dp = B_ / pd_.dp;
+    data_.fill(k, B_, dp_rank_ * per_dp, per_dp, inputs_.data(), targets_.data());
+  }
+  mb_state<T>& state(int g, int j) {
+    auto& p = states_[{g, j}];
+    if (!p) {
+      if (!free_.empty()) {
+        p = std::move(free_.back());
+        free_.pop_back();
+      } else {
+        p = std::make_unique<mb_state<T>>();
+      }
+      const int gm = pd_.global_microbatch(g, j);
+      p->tokens = inputs_.data() + static_cast<std::int64_t>(gm) * d_.R;
+      p->targets = targets_.data() + static_cast<std::int64_t>(gm) * d_.R;
+      p->deferred.clear();
+      p->loss_sum = 0;
+    }
+    return *p;
+  }
+  void release(int g, int j) {
+    auto it = states_.find({g, j});
+    free_.push_back(std::move(it->second));
+    states_.erase(it);
+  }
+  chunk_t& chunk_at(int g) { return *chunks_[static_cast<std::size_t>(chunk_of_stage_[static_cast<std::size_t>(g)])]; }
+
+  // ---- pipeline program ----------------------------------------------------------------------------------
+  int tag(int recv_stage, int mb, bool fwd) const {
+    return ((recv_stage * (pd_.schedule.microbatches + 1) + mb) * 2 + (fwd ? 0 : 1)) % 32000;
+  }
+  void run_program() {
+    MPI_Comm pp = mc_.along(axes::pp).native();
+    const std::int64_t n = d_.Rl * d_.C;
+    const MPI_Datatype type = mpi_type_of();
+    const G scale = static_cast<G>(1.0 / (static_cast<double>(B_) * d_.T));
+    for (std::size_t idx = 0; idx < prog_.size(); ++idx) {
+      const action& a = prog_[idx];
+      for (int pi = 0; pi < num_parts(a); ++pi) {
+        const action x = part(a, pi);
+        chunk_t& c = chunk_at(x.stage);
+        mb_state<T>& st = state(x.stage, x.mb);
+        switch (x.kind) {
+          case op::F:
+            c.forward(st);
+            if (c.last()) loss_local_ += st.loss_sum;
+            else if (local_next(x.stage)) {  // the next stage runs here too (V shapes): hand over
+              auto& nx = state(x.stage + 1, x.mb);
+              nx.xs.resize(1);
+              nx.xs[0] = st.xs.back();
+            }
+            break;
+          case op::B:
+          case op::I:
+            c.backward(st, x.kind == op::I, scale);
+            if (!c.first() && local_prev(x.stage)) state(x.stage - 1, x.mb).dy = st.dx;
+            break;
+          case op::W:
+            c.weight_backward(st);
+            break;
+          default: break;
+        }
+      }
+      switch (a.kind) {
+        case op::send_f: {
+          auto& st = state(a.stage, a.mb);
+          MPI_Send(st.xs.back().data(), static_cast<int>(n), type, a.peer, tag(a.stage + 1, a.mb, true), pp);
+          break;
+        }
+        case op::recv_f: {
+          auto& st = state(a.stage, a.mb);
+          st.xs.resize(1);
+          resize(st.xs[0], n);
+          MPI_Recv(st.xs[0].data(), static_cast<int>(n), type, a.peer, tag(a.stage, a.mb, true), pp, MPI_STATUS_IGNORE);
+          break;
+        }
+        case op::send_b: {
+          auto& st = state(a.stage, a.mb);
+          MPI_Send(st.dx.data(), static_cast<int>(n), type, a.peer, tag(a.stage - 1, a.mb, false), pp);
+          break;
+        }
+        case op::recv_b: {
+          auto& st = state(a.stage, a.mb);
+          resize(st.dy, n);
+          MPI_Recv(st.dy.data(), static_cast<int>(n), type, a.peer, tag(a.stage, a.mb, false), pp, MPI_STATUS_IGNORE);
+          break;
+        }
+        default: break;
+      }
+      // free a microbatch's state once nothing of it is left: after its last backward part and send
+      after_action(idx);
+    }
+  }
+  bool local_next(int g) const {
+    return !is_last_stage(pd_.schedule, g) && stage_rank(pd_.schedule, g + 1) == pp_rank_;
+  }
+  bool local_prev(int g) const {
+    return !is_first_stage(pd_.schedule, g) && stage_rank(pd_.schedule, g - 1) == pp_rank_;
+  }
+  void after_action(std::size_t idx) {
+    for (int sl : launch_after_[idx]) launch_sync(sl);
+    for (auto [g, j] : release_after_[idx])
+      if (states_.count({g, j})) release(g, j);
+  }
+  static MPI_Datatype mpi_type_of() {
+    if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
+    else if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
+    else return MPI_UINT16_T;  // bf16 activations travel as raw 16-bit words
+  }
+
+  // ---- forward-only pass for evaluation: one microbatch at a time through the stages in order -------------
+  double forward_only(int k) {
+    load_batch(k);
+    MPI_Comm pp = mc_.along(axes::pp).native();
+    const std::int64_t n = d_.Rl * d_.C;
+    double local = 0;
+    const int Mtot = pd_.schedule.microbatches;
+    const bool chimera = pd_.schedule.kind == schedule_kind::chimera && pd_.pp > 1;
+    const int S = chimera ? pd_.pp : num_stages(pd_.schedule);
+    std::vector<T> carry;
+    for (int gm = 0; gm < Mtot; ++gm) {
+      for (int g = 0; g < S; ++g) {
+        if (stage_rank(pd_.schedule, g) != pp_rank_) continue;
+        chunk_t& c = chunk_at(g);
+        mb_state<T> st;
+        st.tokens = inputs_.data() + static_cast<std::int64_t>(gm) * d_.R;
+        st.targets = targets_.data() + static_cast<std::int64_t>(gm) * d_.R;
+        if (!c.first()) {
+          st.xs.resize(1);
+          if (stage_rank(pd_.schedule, g - 1) == pp_rank_) {
+            st.xs[0] = carry;
+          } else {
+            resize(st.xs[0], n);
+            MPI_Recv(st.xs[0].data(), static_cast<int>(n), mpi_type_of(), stage_rank(pd_.schedule, g - 1), 7, pp,
+                     MPI_STATUS_IGNORE);
+          }
+        }
+        c.forward(st);
+        if (c.last()) local += st.loss_sum;
+        else if (stage_rank(pd_.schedule, g + 1) == pp_rank_) carry = st.xs.back();
+        else MPI_Send(st.xs.back().data(), static_cast<int>(n), mpi_type_of(), stage_rank(pd_.schedule, g + 1), 7, pp);
+      }
+    }
+    loss_local_ = local;
+    return global_loss();
+  }
+  double global_loss() {
+    double v = tp_rank_ == 0 ? loss_local_ : 0.0;
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return v / (static_cast<double>(B_) * d_.T);
+  }
+
+  // ---- gradient synchronisation ------------------------------------------------------------------------
+  /// Which pipeline ranks hold a slot: the holders of every model stage that uses it.
+  std::vector<int> slot_holders(const std::string& name) const {
+    std::set<int> r;
+    auto add_stage = [&](int ms) {
+      for (int x : stage_holders(pd_, ms)) r.insert(x);
+    };
+    const int last = pd_.model_stages - 1;
+    if (name == "embed") {
+      add_stage(0);
+      if (pd_.model.tied_embeddings) add_stage(last);
+    } else if (name == "pos") {
+      add_stage(0);
+    } else if (name.rfind("final_norm", 0) == 0 || name == "head") {
+      add_stage(last);
+    } else if (name.rfind("layers.", 0) == 0) {
+      const int layer = std::stoi(name.substr(7));
+      for (int ms = 0; ms < pd_.model_stages; ++ms)
+        if (layer >= pd_.layer_begin[ms] && layer < pd_.layer_begin[ms + 1]) add_stage(ms);
+    }
+    return {r.begin(), r.end()};
+  }
+
+  void setup_sync() {
+    // every distinct set of ≥ 2 pipeline ranks that share parameters gets a communicator over
+    // (dp × those pp ranks) for each tp coordinate; built collectively in the same order everywhere
+    std::set<std::vector<int>> sets;
+    for (int ms = 0; ms < pd_.model_stages; ++ms) {
+      auto h = stage_holders(pd_, ms);
+      if (h.size() > 1) sets.insert(h);
+    }
+    {
+      std::set<int> e;
+      for (int x : stage_holders(pd_, 0)) e.insert(x);
+      if (pd_.model.tied_embeddings)
+        for (int x : stage_holders(pd_, pd_.model_stages - 1)) e.insert(x);
+      if (e.size() > 1) sets.insert(std::vector<int>(e.begin(), e.end()));
+    }
+    for (const auto& s : sets) {
+      const bool member = std::find(s.begin(), s.end(), pp_rank_) != s.end();
+      replica_comms_.emplace(s, mpi_comm::split(MPI_COMM_WORLD, member ? tp_rank_ : MPI_UNDEFINED, world_rank_));
+    }
+    const std::size_t n = store_.slots.size();
+    counts_in_norm_.assign(n, false);
+    replicated_.assign(n, false);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& s = store_.slots[i];
+      const auto h = slot_holders(s.layout.name);
+      check(!h.empty() && std::find(h.begin(), h.end(), pp_rank_) != h.end(), "tessera internal: slot ",
+            s.layout.name, " has no holder");
+      replicated_[i] = h.size() > 1;
+      if (replicated_[i]) replica_of_[i] = h;
+      counts_in_norm_[i] = dp_rank_ == 0 && h.front() == pp_rank_ &&
+                           (s.layout.role == tp_role::sharded || tp_rank_ == 0);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (replicated_[i]) replicated_order_.push_back(i);
+    std::sort(replicated_order_.begin(), replicated_order_.end(), [&](std::size_t a, std::size_t b) {
+      return store_.slots[a].layout.name < store_.slots[b].layout.name;
+    });
+    // when each slot's gradient is final: after the last backward part of every chunk using it
+    launch_after_.assign(prog_.size(), {});
+    release_after_.assign(prog_.size(), {});
+    std::map<int, std::size_t> last_bw;  // chunk → index of its last backward action
+    std::map<std::pair<int, int>, std::size_t> last_use;
+    for (std::size_t idx = 0; idx < prog_.size(); ++idx) {
+      const action& a = prog_[idx];
+      for (int pi = 0; pi < num_parts(a); ++pi) {
+        const action x = part(a, pi);
+        if (x.kind == op::B || x.kind == op::W || x.kind == op::I)
+          last_bw[chunk_of_stage_[static_cast<std::size_t>(x.stage)]] = idx;
+        last_use[{x.stage, x.mb}] = idx;
+      }
+      if (is_comm(a.kind)) last_use[{a.stage, a.mb}] = idx;
+    }
+    for (auto [key, idx] : last_use) release_after_[idx].push_back(key);
+    // a slot used by several chunks of this rank (tied embedding with pp = 1) waits for all of them
+    std::vector<std::size_t> final_at(n, 0);
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      const std::size_t at = last_bw.count(static_cast<int>(c)) ? last_bw[static_cast<int>(c)] : prog_.size() - 1;
+      for (std::size_t i : slots_of_chunk(c)) final_at[i] = std::max(final_at[i], at);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (!replicated_[i] && !prog_.empty()) launch_after_[final_at[i]].push_back(static_cast<int>(i));
+  }
+  std::vector<std::size_t> slots_of_chunk(std::size_t c) const {
+    // slots whose holders' model stages include this chunk's model stage
+    std::vector<std::size_t> out;
+    const int ms = chunks_[c]->stage();
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      const std::string& nm = store_.slots[i].layout.name;
+      bool uses = false;
+      if (nm == "embed") uses = ms == 0 || (pd_.model.tied_embeddings && ms == pd_.model_stages - 1);
+      else if (nm == "pos") uses = ms == 0;
+      else if (nm.rfind("final_norm", 0) == 0 || nm == "head") uses = ms == pd_.model_stages - 1;
+      else if (nm.rfind("layers.", 0) == 0) {
+        const int layer = std::stoi(nm.substr(7));
+        uses = layer >= pd_.layer_begin[ms] && layer < pd_.layer_begin[ms + 1];
+      }
+      if (uses) out.push_back(i);
+    }
+    return out;
+  }
+  void tp_reduce_if_needed(std::size_t i) {
+    auto& s = store_.slots[i];
+    if (d_.sp && s.layout.role == tp_role::replicated)
+      all_reduce(mc_.along(axes::tp), s.grad.data(), s.grad.data(), s.grad.size());
+  }
+  /// Non-blocking dp all-reduce of a slot whose gradient is final (overlaps the rest of the backward).
+  void launch_sync(int i) {
+    if (launched_[static_cast<std::size_t>(i)]) return;
+    launched_[static_cast<std::size_t>(i)] = true;
+    tp_reduce_if_needed(static_cast<std::size_t>(i));
+    if (pd_.dp == 1) return;
+    auto& s = store_.slots[static_cast<std::size_t>(i)];
+    MPI_Request r;
+    MPI_Iallreduce(MPI_IN_PLACE, s.grad.data(), static_cast<int>(s.grad.size()), grad_type(), MPI_SUM,
+                   mc_.along(axes::dp).native(), &r);
+    pending_.push_back(r);
+  }
+  static MPI_Datatype grad_type() { return std::is_same_v<G, double> ? MPI_DOUBLE : MPI_FLOAT; }
+  void finish_sync() {
+    for (std::size_t i = 0; i < store_.slots.size(); ++i)
+      if (!replicated_[i]) launch_sync(static_cast<int>(i));
+    if (!pending_.empty()) MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
+    pending_.clear();
+    // replicas shared by several pipeline ranks: blocking, in one canonical (name) order on every member
+    for (std::size_t i : replicated_order_) {
+      tp_reduce_if_needed(i);
+      auto& s = store_.slots[i];
+      MPI_Allreduce(MPI_IN_PLACE, s.grad.data(), static_cast<int>(s.grad.size()), grad_type(), MPI_SUM,
+                    replica_comms_.at(replica_of_.at(i)).native());
+    }
+  }
+
+  plan_desc pd_;
+  std::vector<action> prog_;
+  train_options o_;
+  mesh_comms<mpi_comm>& mc_;
+  const token_data& data_;
+  int dp_rank_ = 0, pp_rank_ = 0, tp_rank_ = 0, world_rank_ = 0;
+  int B_ = 1;
+  chunk_dims d_;
+  model_tensors tensors_;
+  param_store<T> store_;
+  std::vector<std::unique_ptr<chunk_t>> chunks_;
+  std::vector<int> chunk_of_stage_;
+  std::map<std::pair<int, int>, std::unique_ptr<mb_state<T>>> states_;
+  std::vector<std::unique_ptr<mb_state<T>>> free_;
+  std::vector<std::int32_t> inputs_, targets_;
+  double loss_local_ = 0;
+  std::int64_t adam_step_ = 0;
+  // sync
+  std::map<std::vector<int>, mpi_comm> replica_comms_;
+  std::map<std::size_t, std::vector<int>> replica_of_;
+  std::vector<bool> counts_in_norm_, replicated_, launched_;
+  std::vector<std::size_t> replicated_order_;
+  std::vector<std::vector<int>> launch_after_;
+  std::vector<std::vector<std::pair<int, int>>> release_after_;
+  std::vector<MPI_Request> pending_;
+};
+
+}  // namespace tessera
