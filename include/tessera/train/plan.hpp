@@ -144,9 +144,10 @@ struct plan {
   static constexpr int DP = Mesh::size(axis::dp), PP = Mesh::size(axis::pp), TP = Mesh::size(axis::tp);
 
   // ---- the model against the tensor-parallel axis ----
-  static constexpr bool tp_ok = require_divisible<quantity::heads, m.heads, Mesh, axis::tp>() &&
-                                require_divisible<quantity::kv_heads, m.kv_heads, Mesh, axis::tp>() &&
-                                require_divisible<quantity::ffn, m.ffn, Mesh, axis::tp>();
+  static_assert(Model::checked);
+  static_assert(require_divisible<quantity::heads, m.heads, Mesh, axis::tp>());
+  static_assert(require_divisible<quantity::kv_heads, m.kv_heads, Mesh, axis::tp>());
+  static_assert(require_divisible<quantity::ffn, m.ffn, Mesh, axis::tp>());
   // ---- the schedule against the pipeline axis (M vs P: static_asserts in the table) ----
   using table = schedule_table<Schedule, PP>;
   static constexpr int model_stages = (Schedule::kind == schedule_kind::chimera && PP > 1) ? PP : table::stages;

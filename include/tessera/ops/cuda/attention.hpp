@@ -388,8 +388,10 @@ inline void check_attention_launch(const attention_shape& sh, i64 tiles) {
 }  // namespace cuda_detail
 
 /// Default tile sizes of the CUDA attention kernels for head size D (query rows Br, key rows Bc).
+/// (D ≤ 64: 128-thread forward blocks over 64 queries; D = 128: 128-thread blocks over 32 queries, which
+/// keeps ~170 registers a thread at three blocks an SM.)
 template <int D> struct attention_tiles {
-  static constexpr int Br = 64;
+  static constexpr int Br = D <= 64 ? 64 : 32;
   static constexpr int Bc = D <= 64 ? 64 : 32;
 };
 
@@ -405,11 +407,9 @@ void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, ac
   const i64 tiles = cuda_detail::ceil_div(sh.T, Br);
   cuda_detail::check_attention_launch(sh, tiles);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(sh.B * sh.Hq));
-  cuda_detail::attention_fwd_kernel<T, D, Br, Bc>
-      <<<grid, cuda_detail::attention_fwd_threads<D, Br>(), 0, cuda_system::stream()>>>(
-          q, k, v, o, lse, sh.T, static_cast<int>(sh.Hq), static_cast<int>(sh.Hq / sh.Hkv), sh.ld_q, sh.ld_k, sh.ld_v,
-          sh.ld_o, scale);
-  cuda_detail::check_launch("attention_fwd_kernel");
+  cuda_detail::launch("attention_fwd_kernel", cuda_detail::attention_fwd_kernel<T, D, Br, Bc>, grid,
+                      cuda_detail::attention_fwd_threads<D, Br>(), q, k, v, o, lse, sh.T, static_cast<int>(sh.Hq),
+                      static_cast<int>(sh.Hq / sh.Hkv), sh.ld_q, sh.ld_k, sh.ld_v, sh.ld_o, scale);
 }
 
 /// dq, dk, dv (written; strides as q, k, v) from dO (stride ld_o), recomputing the scores from lse.
@@ -425,25 +425,21 @@ void attention_backward(cuda_system, const T* dout, const T* q, const T* k, cons
   const i64 q_tiles = cuda_detail::ceil_div(sh.T, Br), k_tiles = cuda_detail::ceil_div(sh.T, Bc);
   cuda_detail::check_attention_launch(sh, std::max(q_tiles, k_tiles));
   const int Hq = static_cast<int>(sh.Hq), Hkv = static_cast<int>(sh.Hkv), rep = Hq / Hkv;
-  cudaStream_t st = cuda_system::stream();
 
   float* Dv = cuda_detail::device_scratch<float>(sh.B * sh.Hq * sh.T, 1);
   const i64 rows = sh.B * sh.T;
-  cuda_detail::attention_row_dot_kernel<T, D>
-      <<<cuda_detail::grid_for(rows * sh.Hq * 32, 256), 256, 0, st>>>(dout, o, rows, sh.T, Hq, sh.ld_o, Dv);
-  cuda_detail::check_launch("attention_row_dot_kernel");
+  cuda_detail::launch("attention_row_dot_kernel", cuda_detail::attention_row_dot_kernel<T, D>,
+                      cuda_detail::grid_for(rows * sh.Hq * 32, 256), 256, dout, o, rows, sh.T, Hq, sh.ld_o, Dv);
 
-  cuda_detail::attention_bwd_dkdv_kernel<T, D, Br, Bc>
-      <<<dim3(static_cast<unsigned>(k_tiles), static_cast<unsigned>(sh.B * sh.Hkv)),
-         cuda_detail::attention_dkdv_threads<D, Bc>(), 0, st>>>(dout, q, k, v, lse, Dv, sh.T, Hq, Hkv, rep, sh.ld_q,
-                                                               sh.ld_k, sh.ld_v, sh.ld_o, scale, dk, dv);
-  cuda_detail::check_launch("attention_bwd_dkdv_kernel");
+  cuda_detail::launch("attention_bwd_dkdv_kernel", cuda_detail::attention_bwd_dkdv_kernel<T, D, Br, Bc>,
+                      dim3(static_cast<unsigned>(k_tiles), static_cast<unsigned>(sh.B * sh.Hkv)),
+                      cuda_detail::attention_dkdv_threads<D, Bc>(), dout, q, k, v, lse, Dv, sh.T, Hq, Hkv, rep,
+                      sh.ld_q, sh.ld_k, sh.ld_v, sh.ld_o, scale, dk, dv);
 
-  cuda_detail::attention_bwd_dq_kernel<T, D, Br, Bc>
-      <<<dim3(static_cast<unsigned>(q_tiles), static_cast<unsigned>(sh.B * sh.Hq)),
-         cuda_detail::attention_fwd_threads<D, Br>(), 0, st>>>(dout, q, k, v, lse, Dv, sh.T, Hq, rep, sh.ld_q, sh.ld_k,
-                                                              sh.ld_v, sh.ld_o, scale, dq);
-  cuda_detail::check_launch("attention_bwd_dq_kernel");
+  cuda_detail::launch("attention_bwd_dq_kernel", cuda_detail::attention_bwd_dq_kernel<T, D, Br, Bc>,
+                      dim3(static_cast<unsigned>(q_tiles), static_cast<unsigned>(sh.B * sh.Hq)),
+                      cuda_detail::attention_fwd_threads<D, Br>(), dout, q, k, v, lse, Dv, sh.T, Hq, rep, sh.ld_q,
+                      sh.ld_k, sh.ld_v, sh.ld_o, scale, dq);
 }
 
 }  // namespace tessera::ops

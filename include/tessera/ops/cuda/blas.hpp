@@ -210,9 +210,8 @@ void gemm(cuda_system, host::trans ta, host::trans tb, i64 m, i64 n, i64 k, floa
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 1.0f) return;
-    cuda_detail::scale_rows_kernel<TC><<<cuda_detail::grid_for(m * n, 256), 256, 0, cuda_system::stream()>>>(
-        c, m, n, ldc, beta);
-    cuda_detail::check_launch("scale_rows_kernel");
+    cuda_detail::launch("scale_rows_kernel", cuda_detail::scale_rows_kernel<TC>, cuda_detail::grid_for(m * n, 256),
+                        256, c, m, n, ldc, beta);
     return;
   }
   cuda_detail::lt_gemm<TA, TC>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nullptr);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/config.hpp"
@@ -35,6 +36,15 @@ constexpr i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 
 /// Throws with the kernel's name if its launch failed (bad configuration, no device, ...).
 inline void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
+
+/// kernel<<<grid, block, 0, cuda_system::stream()>>>(args...), then check_launch(name): the one place
+/// where the operators launch a kernel.
+template <class... P, class... A>
+void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "launch: argument count differs from the kernel's");
+  kernel<<<grid, block, 0, cuda_system::stream()>>>(static_cast<P>(std::forward<A>(args))...);
+  check_launch(name);
+}
 
 /// A 1-D grid of `block`-thread blocks covering n items with grid-stride loops (capped, never zero).
 inline unsigned grid_for(i64 n, int block, i64 cap = i64(1) << 20) {
@@ -172,11 +182,9 @@ void column_reduce(const F& f, i64 N, i64 C, float* d0, float* d1 = nullptr) {
   const i64 col_blocks = ceil_div(C, colred_cols);
   if (col_blocks > std::numeric_limits<int>::max()) throw usage_error(cat("column reduction: C = ", C, " too large"));
   const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(ch.chunks));
-  column_partials_kernel<F><<<grid, dim3(colred_cols, colred_lanes), 0, cuda_system::stream()>>>(
-      f, N, C, ch.rows_per_chunk, part);
-  check_launch("column_partials_kernel");
-  column_finish_kernel<NO><<<grid_for(C, 256), 256, 0, cuda_system::stream()>>>(part, ch.chunks, C, d0, d1);
-  check_launch("column_finish_kernel");
+  launch("column_partials_kernel", column_partials_kernel<F>, grid, dim3(colred_cols, colred_lanes), f, N, C,
+         ch.rows_per_chunk, part);
+  launch("column_finish_kernel", column_finish_kernel<NO>, grid_for(C, 256), 256, part, ch.chunks, C, d0, d1);
 }
 
 }  // namespace cuda_detail

@@ -101,9 +101,8 @@ void embedding_backward(cuda_system, const std::int32_t* tokens, i64 N, const T*
                         acc_t<T>* dwte) {
   static_assert(cuda_detail::is_device_storage_v<T>, "embedding_backward (CUDA): fp32 or bf16");
   if (N * C <= 0) return;
-  cuda_detail::embedding_backward_kernel<T>
-      <<<cuda_detail::grid_for(N * C, 256), 256, 0, cuda_system::stream()>>>(tokens, N, dout, V_local, v0, C, dwte);
-  cuda_detail::check_launch("embedding_backward_kernel");
+  cuda_detail::launch("embedding_backward_kernel", cuda_detail::embedding_backward_kernel<T>,
+                      cuda_detail::grid_for(N * C, 256), 256, tokens, N, dout, V_local, v0, C, dwte);
 }
 /// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
 template <class T>
@@ -115,9 +114,8 @@ template <class T>
 void position_embedding_backward(cuda_system, const T* dx, i64 N, i64 T_len, i64 C, i64 pos0, acc_t<T>* dwpe) {
   static_assert(cuda_detail::is_device_storage_v<T>, "position_embedding_backward (CUDA): fp32 or bf16");
   if (T_len * C <= 0) return;
-  cuda_detail::position_embedding_backward_kernel<T>
-      <<<cuda_detail::grid_for(T_len * C, 256), 256, 0, cuda_system::stream()>>>(dx, N / T_len, T_len, C, pos0, dwpe);
-  cuda_detail::check_launch("position_embedding_backward_kernel");
+  cuda_detail::launch("position_embedding_backward_kernel", cuda_detail::position_embedding_backward_kernel<T>,
+                      cuda_detail::grid_for(T_len * C, 256), 256, dx, N / T_len, T_len, C, pos0, dwpe);
 }
 
 // ---- AdamW ---------------------------------------------------------------------------------------------

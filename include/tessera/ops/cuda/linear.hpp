@@ -49,9 +49,8 @@ void linear_forward(cuda_system sys, const T* x, const T* W, const T* b, i64 N, 
       cuda_detail::lt_gemm<T, T>(host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, beta, y, out, b))
     return;
   if (b) {
-    cuda_detail::bias_rows_kernel<T><<<cuda_detail::grid_for(N * out, 256), 256, 0, cuda_system::stream()>>>(
-        y, b, N, out, accumulate);
-    cuda_detail::check_launch("bias_rows_kernel");
+    cuda_detail::launch("bias_rows_kernel", cuda_detail::bias_rows_kernel<T>, cuda_detail::grid_for(N * out, 256), 256,
+                        y, b, N, out, accumulate);
   }
   gemm(sys, host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, (b || accumulate) ? 1.0f : 0.0f, y,
        out);

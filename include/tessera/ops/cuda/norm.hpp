@@ -145,9 +145,8 @@ void layernorm_forward(cuda_system, const T* x, const T* gamma, const T* beta, i
                        acc_t<T>* mean, acc_t<T>* rstd) {
   static_assert(cuda_detail::is_device_storage_v<T>, "layernorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
-  cuda_detail::layernorm_fwd_kernel<T><<<cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps, 0,
-                                         cuda_system::stream()>>>(x, gamma, beta, N, C, eps, y, mean, rstd);
-  cuda_detail::check_launch("layernorm_fwd_kernel");
+  cuda_detail::launch("layernorm_fwd_kernel", cuda_detail::layernorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+                      x, gamma, beta, N, C, eps, y, mean, rstd);
 }
 
 /// dx (= or, with accumulate_dx, +=), dgamma += Σ dy·xhat, dbeta += Σ dy (dgamma, dbeta may be null;
@@ -159,9 +158,8 @@ void layernorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, co
   static_assert(cuda_detail::is_device_storage_v<T>, "layernorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
   cuda_detail::column_reduce(cuda_detail::layernorm_param_terms<T>{dy, x, mean, rstd, C}, N, C, dgamma, dbeta);
-  cuda_detail::layernorm_dx_kernel<T><<<cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps, 0,
-                                        cuda_system::stream()>>>(dy, x, gamma, mean, rstd, N, C, dx, accumulate_dx);
-  cuda_detail::check_launch("layernorm_dx_kernel");
+  cuda_detail::launch("layernorm_dx_kernel", cuda_detail::layernorm_dx_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+                      dy, x, gamma, mean, rstd, N, C, dx, accumulate_dx);
 }
 
 /// y = x·rstd·gamma with rstd = 1/sqrt(mean(x²) + eps). Saves rstd[N] (device).
@@ -169,9 +167,8 @@ template <class T>
 void rmsnorm_forward(cuda_system, const T* x, const T* gamma, i64 N, i64 C, float eps, T* y, acc_t<T>* rstd) {
   static_assert(cuda_detail::is_device_storage_v<T>, "rmsnorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
-  cuda_detail::rmsnorm_fwd_kernel<T><<<cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps, 0,
-                                       cuda_system::stream()>>>(x, gamma, N, C, eps, y, rstd);
-  cuda_detail::check_launch("rmsnorm_fwd_kernel");
+  cuda_detail::launch("rmsnorm_fwd_kernel", cuda_detail::rmsnorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+                      x, gamma, N, C, eps, y, rstd);
 }
 
 /// dx (= or +=) and dgamma += Σ dy·xhat (dgamma may be null). dx may alias dy.
@@ -181,9 +178,8 @@ void rmsnorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, cons
   static_assert(cuda_detail::is_device_storage_v<T>, "rmsnorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
   cuda_detail::column_reduce(cuda_detail::rmsnorm_param_terms<T>{dy, x, rstd, C}, N, C, dgamma);
-  cuda_detail::rmsnorm_dx_kernel<T><<<cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps, 0,
-                                      cuda_system::stream()>>>(dy, x, gamma, rstd, N, C, dx, accumulate_dx);
-  cuda_detail::check_launch("rmsnorm_dx_kernel");
+  cuda_detail::launch("rmsnorm_dx_kernel", cuda_detail::rmsnorm_dx_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+                      dy, x, gamma, rstd, N, C, dx, accumulate_dx);
 }
 
 }  // namespace tessera::ops

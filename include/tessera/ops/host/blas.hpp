@@ -13,6 +13,8 @@
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/error.hpp"
 
+#pragma weak cblas_sbgemm
+
 namespace tessera::ops::host {
 
 enum class trans : bool { no = false, yes = true };
@@ -49,12 +51,31 @@ inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_
               detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
               detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
 }
-/// bf16 inputs, fp32 accumulation and result (cblas_sbgemm; AVX512-BF16 where OpenBLAS has it).
+template <class T>
+inline T* scratch(std::int64_t n, int slot = 0);
+
+/// Whether this process's OpenBLAS exports cblas_sbgemm (builds with BUILD_BFLOAT16; Debian 12's
+/// 0.3.21 does not). The symbol is referenced weakly, so a program links either way.
+inline bool have_sbgemm() { return &cblas_sbgemm != nullptr; }
+
+/// bf16 inputs, fp32 accumulation and result: cblas_sbgemm (AVX512-BF16) where OpenBLAS has it,
+/// otherwise the inputs are widened to fp32 (exactly) and cblas_sgemm runs — the same arithmetic.
 inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                  const bf16* a, std::int64_t lda, const bf16* b, std::int64_t ldb, float beta, float* c,
                  std::int64_t ldc) {
   if (m == 0 || n == 0) return;
   static_assert(sizeof(bfloat16) == sizeof(bf16));
+  if (!have_sbgemm()) {
+    const std::int64_t a_rows = ta == trans::yes ? k : m, b_rows = tb == trans::yes ? n : k;
+    float* wa = scratch<float>(a_rows * lda, 4);
+    float* wb = scratch<float>(b_rows * ldb, 5);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < a_rows * lda; ++i) wa[i] = static_cast<float>(a[i]);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < b_rows * ldb; ++i) wb[i] = static_cast<float>(b[i]);
+    gemm(ta, tb, m, n, k, alpha, static_cast<const float*>(wa), lda, static_cast<const float*>(wb), ldb, beta, c, ldc);
+    return;
+  }
   cblas_sbgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
                detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha,
                reinterpret_cast<const bfloat16*>(a), detail::blas_int(lda, "lda"),
@@ -65,8 +86,8 @@ inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_
 /// Per-thread scratch that grows to the largest request and is then reused: no allocation in a
 /// training step after the first one.
 template <class T>
-inline T* scratch(std::int64_t n, int slot = 0) {
-  thread_local std::vector<T> bufs[4];
+inline T* scratch(std::int64_t n, int slot) {
+  thread_local std::vector<T> bufs[8];
   auto& b = bufs[slot];
   if (static_cast<std::int64_t>(b.size()) < n) b.resize(static_cast<std::size_t>(n));
   return b.data();

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Layout-parity check: run one plan of a parity program under mpiexec and compare its per-step loss
+and gradient norm with the one-rank reference log: |d| <= tol * |reference| at every step."""
+import argparse, json, os, subprocess, sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--mpiexec", required=True)
+ap.add_argument("--exe", required=True)
+ap.add_argument("--plan", required=True)
+ap.add_argument("--np", type=int, required=True)
+ap.add_argument("--ref", required=True, help="reference JSON log (written when --write-ref)")
+ap.add_argument("--write-ref", action="store_true")
+ap.add_argument("--tol", type=float, default=1e-4)
+ap.add_argument("train_args", nargs=argparse.REMAINDER)
+a = ap.parse_args()
+
+log = a.ref if a.write_ref else a.ref.replace(".json", "") + "." + a.plan + ".json"
+cmd = [a.mpiexec, "-np", str(a.np), "--oversubscribe", a.exe, a.plan, "--log-json", log, "--quiet"] + \
+      [x for x in a.train_args if x != "--"]
+r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+if r.returncode != 0:
+    print(r.stdout)
+    sys.exit(f"FAIL: {' '.join(cmd)} exited with {r.returncode}")
+
+def steps(path):
+    return [j for j in map(json.loads, open(path)) if "step" in j]
+
+got = steps(log)
+if a.write_ref:
+    print(f"reference: {len(got)} steps, loss {got[0]['loss']:.6f} -> {got[-1]['loss']:.6f}")
+    sys.exit(0)
+ref = steps(a.ref)
+if len(got) != len(ref):
+    sys.exit(f"FAIL: {len(got)} steps logged, reference has {len(ref)}")
+worst = {"loss": 0.0, "grad_norm": 0.0}
+bad = []
+for g, r_ in zip(got, ref):
+    for key in worst:
+        rel = abs(g[key] - r_[key]) / max(abs(r_[key]), 1e-30)
+        worst[key] = max(worst[key], rel)
+        if rel > a.tol:
+            bad.append(f"step {g['step']}: {key} {g[key]:.8g} vs reference {r_[key]:.8g} (rel {rel:.2e})")
+print(f"{a.plan} on {a.np} ranks: {len(got)} steps, worst relative |dloss| {worst['loss']:.2e}, "
+      f"|dgrad_norm| {worst['grad_norm']:.2e} (tolerance {a.tol:g}); final loss {got[-1]['loss']:.6f}")
+if bad:
+    print("\n".join(bad[:20]))
+    sys.exit("FAIL: layout parity")
+print("PASS")
