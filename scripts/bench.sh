@@ -1,15 +1,44 @@
 #!/usr/bin/env bash
-# Benchmarks, one command: scripts/bench.sh [allreduce] [RANKS]
+# Benchmarks, one command:
+#   scripts/bench.sh [allreduce] [RANKS]            tessera all-reduce vs MPI_Allreduce (mpirun, RANKS ranks)
+#   scripts/bench.sh ops [--quick] [--batch B]      host operators vs PyTorch CPU, GPT-2 small shapes
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
 source "$here/env.sh"
-tessera_configure
 what=${1:-allreduce}
 case "$what" in
   allreduce)
+    tessera_configure
     ranks=${2:-8}
     cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_allreduce
     mpirun -np "$ranks" --oversubscribe "$TESSERA_BUILD/bench/bench_allreduce" "${@:3}" ;;
-  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce)" >&2; exit 2 ;;
+  ops)
+    # Host only, own build dir; both sides get the same threads (TESSERA_BENCH_THREADS, default 2).
+    shift
+    args=()
+    while (($#)); do
+      case "$1" in
+        --quick) args+=(--quick) ;;
+        --batch) args+=(--batch "$2"); shift ;;
+        *) echo "scripts/bench.sh ops: unknown option '$1' (known: --quick, --batch B)" >&2; exit 2 ;;
+      esac
+      shift
+    done
+    TESSERA_BUILD="${TESSERA_BENCH_BUILD:-$TESSERA_ROOT/build-bench}"
+    tessera_configure -DTESSERA_ENABLE_CUDA=OFF -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_EXAMPLES=OFF
+    cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_ops
+    threads=${TESSERA_BENCH_THREADS:-2}
+    export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    "$TESSERA_BUILD/bench/bench_ops" "${args[@]}" --json "$tmp/tessera.json" >&2
+    /usr/bin/python3 "$TESSERA_ROOT/bench/ops_torch.py" "${args[@]}" --threads "$threads" --json "$tmp/torch.json" >&2
+    echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews these)" >&2
+    /usr/bin/python3 "$TESSERA_ROOT/bench/ops_torch.py" --compare "$tmp/tessera.json" "$tmp/torch.json" \
+      | tee "$TESSERA_BUILD/bench_ops.txt"
+    /usr/bin/python3 "$TESSERA_ROOT/bench/ops_torch.py" --compare "$tmp/tessera.json" "$tmp/torch.json" --markdown \
+      > "$TESSERA_BUILD/bench_ops.md"
+    cp "$tmp/tessera.json" "$tmp/torch.json" "$TESSERA_BUILD/" ;;
+  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops)" >&2; exit 2 ;;
 esac

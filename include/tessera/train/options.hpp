@@ -19,6 +19,7 @@ struct train_options {
   bool eval_only = false;
   int eval_batches = 8;
   std::string init_from, export_to, save_dir, resume_dir, log_json;
+  std::string export_dtype = "f32";  ///< f32 or bf16
   int save_every = 0;
   std::string backend;  ///< "" = default
   int threads = 0;      ///< 0 = cores / ranks on this node
@@ -51,6 +52,10 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
       ->check(CLI::PositiveNumber);
   app.add_option("--init-from", o.init_from, "load parameters from a safetensors file (HF names)")
       ->check(CLI::ExistingFile);
+  app.add_option("--export", o.export_to, "write the final parameters as one safetensors file (HF names)");
+  app.add_option("--export-dtype", o.export_dtype, "dtype of --export: f32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--log-json", o.log_json, "write one JSON object per line to FILE");
   app.add_option("--backend", o.backend, "host or cuda (default: cuda if built with CUDA and a GPU exists)")
       ->check(CLI::IsMember({"host", "cuda"}));

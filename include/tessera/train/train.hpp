@@ -15,6 +15,7 @@
 #include "tessera/comm/mpi.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/train/data.hpp"
+#include "tessera/train/hf_io.hpp"
 #include "tessera/train/options.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/trainer.hpp"
@@ -53,7 +54,8 @@ inline nlohmann::json plan_json(const plan_desc& pd) {
                 {"norm", m.norm == norm::layernorm ? "layernorm" : "rmsnorm"},
                 {"mlp", m.mlp == mlp::gelu ? "gelu" : "swiglu"},
                 {"position", m.position == position::learned ? "learned" : "rope"},
-                {"tied_embeddings", m.tied_embeddings}, {"bias", m.bias}};
+                {"tied_embeddings", m.tied_embeddings}, {"bias", m.bias}, {"norm_eps", m.norm_eps},
+                {"rope_theta", m.rope_theta}};
   j["mesh"] = {{"dp", pd.dp}, {"pp", pd.pp}, {"tp", pd.tp}};
   j["schedule"] = {{"kind", std::string(schedule_kind_name(pd.schedule.kind))},
                    {"microbatches", pd.schedule.microbatches}, {"chunks", pd.schedule.chunks}};
@@ -83,6 +85,12 @@ int run_training(const plan_desc& pd, const train_options& o) {
   token_data data(o.data, pd.model.vocab, pd.model.seq);
   if (o.shuffle) data.shuffle(o.seed);
   trainer<T, D> tr(pd, std::move(program), o, mc, data);
+  if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr.tensors(), tr.store());
+  auto do_export = [&] {
+    if (!o.export_to.empty())
+      export_hf(o.export_to, o.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd.model, tr.tensors(),
+                tr.store(), tr.owners(), MPI_COMM_WORLD);
+  };
 
   std::ofstream log;
   if (rank == 0 && !o.log_json.empty()) {
@@ -110,6 +118,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
       std::fflush(stdout);
     }
     emit({{"event", "eval"}, {"eval_loss", l}, {"batches", o.eval_batches}});
+    do_export();
     return 0;
   }
   const auto t_start = std::chrono::steady_clock::now();
@@ -133,6 +142,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
                    r.skipped ? " | skipped: non-finite gradient" : "");
     }
   }
+  do_export();
   return 0;
 }
 

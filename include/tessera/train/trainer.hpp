@@ -181,6 +181,9 @@ class trainer {
   }
   int global_batch() const { return B_; }
   param_store<T>& store() { return store_; }
+  /// Whether this rank is the one owner of slot i's elements (dp rank 0, tp rank 0 for tp-replicated
+  /// slots, the first pipeline holder of a replicated stage): the rule of the norm and of exports.
+  const std::vector<bool>& owners() const { return counts_in_norm_; }
   const model_tensors& tensors() const { return tensors_; }
 
  private:

@@ -1,0 +1,144 @@
+// tessera/train/hf_io.hpp — Hugging Face weights in and out (contract §3): `--init-from` and `--export`.
+//
+// Import: every rank reads the file (validated by safetensors_reader), checks that every tensor of the
+// model's HF layout is there with the right shape, and fills its own slots through their boxes — so it
+// works for any layout, including q|k|v split over tp and vocabulary padding (padding rows stay zero).
+// Export: every global element has exactly one owning rank (dp rank 0, tp rank 0 for tp-replicated
+// slots, the first pipeline holder of a replicated stage); owners write their elements into a zeroed
+// buffer per HF tensor, a sum-reduction to rank 0 assembles it exactly (x + 0 = x), and rank 0 writes the
+// file atomically (safetensors.hpp).
+#pragma once
+#include <mpi.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tessera/core/bf16.hpp"
+#include "tessera/core/error.hpp"
+#include "tessera/model/hf.hpp"
+#include "tessera/model/params.hpp"
+#include "tessera/model/transformer.hpp"
+#include "tessera/train/safetensors.hpp"
+
+namespace tessera {
+
+namespace hf_detail {
+inline std::string shape_str(const std::vector<std::int64_t>& s) {
+  std::string o = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+}  // namespace hf_detail
+
+/// Loads HF-named parameters from `path` into this rank's slots. Throws usage_error naming the file and
+/// tensor when a tensor is missing or has the wrong shape; nothing is changed unless all are valid.
+template <class T>
+void load_hf(const std::string& path, const model_desc& m, const model_tensors& mt, param_store<T>& ps) {
+  const safetensors_reader rd(path);
+  const auto layout = hf_layout(m);
+  for (const auto& h : layout) {
+    if (!rd.has(h.name))
+      throw usage_error(cat("--init-from ", path, ": no tensor named ", h.name, " (the ", m.family_name(),
+                            " model needs shape ", hf_detail::shape_str(h.shape), ")"));
+    const auto& got = rd.at(h.name).shape;
+    if (got != h.shape)
+      throw usage_error(cat("--init-from ", path, ": tensor ", h.name, " has shape ", hf_detail::shape_str(got),
+                            ", the model needs ", hf_detail::shape_str(h.shape)));
+  }
+  const auto src = hf_sources(layout, mt);
+  std::map<std::string, std::vector<double>> cache;  // HF tensors this rank needs, read once
+  std::vector<std::vector<T>> staged(ps.slots.size());
+  for (std::size_t si = 0; si < ps.slots.size(); ++si) {
+    const auto& s = ps.slots[si];
+    staged[si].assign(s.value.size(), T{});
+    for (const box& b : s.layout.boxes) {
+      const hf_source& from = src[static_cast<std::size_t>(b.tensor)];
+      if (!from.tensor) internal_error("tensor ", mt.tensors[static_cast<std::size_t>(b.tensor)].name, " has no HF name");
+      auto it = cache.find(from.tensor->name);
+      if (it == cache.end()) it = cache.emplace(from.tensor->name, rd.read(from.tensor->name)).first;
+      const std::vector<double>& hv = it->second;
+      for (std::int64_t r = 0; r < b.rows; ++r)
+        for (std::int64_t c = 0; c < b.cols; ++c) {
+          const std::int64_t k = hf_index(*from.tensor, *from.piece, b.g_row + r, b.g_col + c);
+          staged[si][static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c)] =
+              ops::store<T>(k < 0 ? 0.0 : hv[static_cast<std::size_t>(k)]);
+        }
+    }
+  }
+  for (std::size_t si = 0; si < ps.slots.size(); ++si) ps.slots[si].value = std::move(staged[si]);
+}
+
+/// Writes the model's parameters under HF names to `path` (rank 0 writes; every rank must call).
+/// owns[i]: this rank is the one owner of slot i's elements.
+template <class T>
+void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, const model_tensors& mt,
+               const param_store<T>& ps, const std::vector<bool>& owns, MPI_Comm world) {
+  check(dtype == st_dtype::f32 || dtype == st_dtype::bf16, "--export: dtype must be F32 or BF16");
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  const auto layout = hf_layout(m);
+  std::vector<st_entry> entries;
+  std::vector<float> buf;
+  for (const auto& h : layout) {
+    std::int64_t n = 1;
+    for (auto d : h.shape) n *= d;
+    buf.assign(static_cast<std::size_t>(n), 0.0f);
+    for (const auto& p : h.pieces) {
+      const int id = mt.find(p.ours);
+      for (std::size_t si = 0; si < ps.slots.size(); ++si) {
+        if (!owns[si]) continue;
+        const auto& s = ps.slots[si];
+        for (const box& b : s.layout.boxes) {
+          if (b.tensor != id) continue;
+          for (std::int64_t r = 0; r < b.rows; ++r)
+            for (std::int64_t c = 0; c < b.cols; ++c) {
+              const std::int64_t k = hf_index(h, p, b.g_row + r, b.g_col + c);
+              if (k >= 0)
+                buf[static_cast<std::size_t>(k)] =
+                    static_cast<float>(s.value[static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c)]);
+            }
+        }
+      }
+    }
+    // one owner per element: the sum is the element, bit for bit
+    for (std::int64_t off = 0; off < n; off += (1 << 30)) {
+      const int cnt = static_cast<int>(std::min<std::int64_t>(n - off, 1 << 30));
+      MPI_Reduce(rank == 0 ? MPI_IN_PLACE : buf.data() + off, buf.data() + off, cnt, MPI_FLOAT, MPI_SUM, 0, world);
+    }
+    if (rank != 0) continue;
+    st_entry e;
+    e.name = h.name;
+    e.dtype = dtype;
+    e.shape = h.shape;
+    if (dtype == st_dtype::f32) {
+      e.bytes.resize(buf.size() * 4);
+      std::memcpy(e.bytes.data(), buf.data(), e.bytes.size());
+    } else {
+      e.bytes.resize(buf.size() * 2);
+      for (std::size_t i = 0; i < buf.size(); ++i) {
+        const std::uint16_t v = bf16::from_float(buf[i]);
+        std::memcpy(e.bytes.data() + 2 * i, &v, 2);
+      }
+    }
+    entries.push_back(std::move(e));
+  }
+  // rank 0 writes; every rank learns whether it worked, so all fail together with rank 0's reason
+  std::string err;
+  if (rank == 0) {
+    try {
+      write_safetensors(path, entries, {{"format", "pt"}, {"producer", "tessera"}});
+    } catch (const usage_error& e) {
+      err = e.what();
+    }
+  }
+  int len = static_cast<int>(err.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, world);
+  err.resize(static_cast<std::size_t>(len));
+  if (len > 0) MPI_Bcast(err.data(), len, MPI_CHAR, 0, world);
+  if (len > 0) throw usage_error(cat("--export: ", err));
+}
+
+}  // namespace tessera
