@@ -25,13 +25,26 @@
 
 namespace tessera {
 
+/// A contiguous piece of a larger buffer (a slot's gradient in the store's gradient arena).
+template <class E>
+struct buffer_view {
+  E* ptr = nullptr;
+  std::size_t n = 0;
+  E* data() const { return ptr; }
+  std::size_t size() const { return n; }
+  E* begin() const { return ptr; }
+  E* end() const { return ptr + n; }
+  E& operator[](std::size_t i) const { return ptr[i]; }
+};
+
 /// One local parameter buffer with its gradient (and, for the optimizer, moments and master copy).
 template <class T>
 struct param_slot {
   using G = ops::grad_t<T>;
   slot_layout layout;
   std::vector<T> value;
-  std::vector<G> grad;
+  buffer_view<G> grad;         ///< in param_store::grad_arena (valid after finalise)
+  std::int64_t grad_offset = 0;
   std::vector<G> m, v, master;
   std::int64_t numel() const { return layout.numel(); }
 };
@@ -50,9 +63,20 @@ struct param_store {
     param_slot<T> s;
     s.layout = std::move(l);
     s.value.assign(static_cast<std::size_t>(s.numel()), T{});
-    s.grad.assign(static_cast<std::size_t>(s.numel()), 0);
     slots.push_back(std::move(s));
     return static_cast<int>(slots.size() - 1);
+  }
+  /// All gradients in one arena (so gradient buckets are contiguous ranges), slots in `order`.
+  std::vector<ops::grad_t<T>> grad_arena;
+  void finalise(const std::vector<std::size_t>& order) {
+    check(order.size() == slots.size(), "tessera internal: finalise needs every slot once");
+    std::int64_t n = 0;
+    for (std::size_t i : order) {
+      slots[i].grad_offset = n;
+      n += slots[i].numel();
+    }
+    grad_arena.assign(static_cast<std::size_t>(n), 0);
+    for (auto& s : slots) s.grad = {grad_arena.data() + s.grad_offset, static_cast<std::size_t>(s.numel())};
   }
   /// Initial values from (seed, global tensor, global element) only: the same numbers on every layout.
   void initialise(const model_tensors& mt, std::uint64_t seed) {
@@ -67,7 +91,7 @@ struct param_store {
       }
   }
   void zero_grads() {
-    for (auto& s : slots) std::fill(s.grad.begin(), s.grad.end(), 0);
+    std::fill(grad_arena.begin(), grad_arena.end(), 0);
   }
 };
 

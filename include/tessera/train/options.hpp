@@ -25,6 +25,7 @@ struct train_options {
   int threads = 0;      ///< 0 = cores / ranks on this node
   double peak_tflops = 0;
   int log_every = 1;
+  double bucket_mb = 25;  ///< dp gradient all-reduce bucket size
   bool quiet = false;
 };
 
@@ -63,6 +64,9 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--peak-tflops", o.peak_tflops, "peak TFLOP/s per rank for MFU (default: measured)");
   app.add_option("--log-every", o.log_every, "progress line every N steps")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--bucket-mb", o.bucket_mb, "size of the gradient buckets all-reduced over dp (MiB)")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--quiet", o.quiet, "no progress lines on stderr");
 }

@@ -104,6 +104,14 @@ class trainer {
       chunks_.push_back(std::make_unique<chunk_t>(m, d_, store_, tensors_, ms, pd.layer_begin[ms], pd.layer_begin[ms + 1],
                                                   ms == 0, ms == pd.model_stages - 1, mc.along(axes::tp)));
     }
+    // gradients in one arena: slots synchronised over dp first (in bucket order), pipeline replicas last
+    {
+      std::vector<std::size_t> order, tail;
+      for (std::size_t i = 0; i < store_.slots.size(); ++i)
+        (slot_holders(store_.slots[i].layout.name).size() > 1 ? tail : order).push_back(i);
+      order.insert(order.end(), tail.begin(), tail.end());
+      store_.finalise(order);
+    }
     store_.initialise(tensors_, o.seed);
     for (auto& s : store_.slots) {
       s.m.assign(s.value.size(), 0);
@@ -131,7 +139,7 @@ class trainer {
     load_batch(k);
     loss_local_ = 0;
     pending_.clear();
-    launched_.assign(store_.slots.size(), false);
+    launched_.assign(buckets_.size(), false);
     run_program();
     finish_sync();
     step_result r;
@@ -342,6 +350,14 @@ class trainer {
   }
 
   // ---- gradient synchronisation ------------------------------------------------------------------------
+  // Slots held by one pipeline rank are all-reduced over dp in buckets: consecutive slots of the gradient
+  // arena, about --bucket-mb each, launched (non-blocking) as soon as every slot in them is final, so
+  // the reduction overlaps the rest of the backward. Slots shared by several pipeline ranks (tied
+  // embeddings, Chimera's two copies) are summed over (dp × those ranks) after the program.
+  struct bucket {
+    std::vector<std::size_t> slots;
+    std::int64_t offset = 0, count = 0;  ///< range of the gradient arena
+  };
   /// Which pipeline ranks hold a slot: the holders of every model stage that uses it.
   std::vector<int> slot_holders(const std::string& name) const {
     std::set<int> r;
@@ -423,8 +439,23 @@ class trainer {
       const std::size_t at = last_bw.count(static_cast<int>(c)) ? last_bw[static_cast<int>(c)] : prog_.size() - 1;
       for (std::size_t i : slots_of_chunk(c)) final_at[i] = std::max(final_at[i], at);
     }
+    // buckets over the dp-synchronised slots, in arena order
+    std::vector<std::size_t> order;
     for (std::size_t i = 0; i < n; ++i)
-      if (!replicated_[i] && !prog_.empty()) launch_after_[final_at[i]].push_back(static_cast<int>(i));
+      if (!replicated_[i]) order.push_back(i);
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return store_.slots[a].grad_offset < store_.slots[b].grad_offset; });
+    const std::int64_t cap = std::max<std::int64_t>(1, static_cast<std::int64_t>(o_.bucket_mb * 1024 * 1024 / sizeof(G)));
+    for (std::size_t i : order) {
+      if (buckets_.empty() || buckets_.back().count >= cap) buckets_.push_back({{}, store_.slots[i].grad_offset, 0});
+      buckets_.back().slots.push_back(i);
+      buckets_.back().count += store_.slots[i].numel();
+    }
+    for (std::size_t bi = 0; bi < buckets_.size(); ++bi) {
+      std::size_t at = 0;
+      for (std::size_t i : buckets_[bi].slots) at = std::max(at, final_at[i]);
+      if (!prog_.empty()) launch_after_[at].push_back(static_cast<int>(bi));
+    }
   }
   std::vector<std::size_t> slots_of_chunk(std::size_t c) const {
     // slots whose holders' model stages include this chunk's model stage
@@ -449,22 +480,24 @@ class trainer {
     if (d_.sp && s.layout.role == tp_role::replicated)
       all_reduce(mc_.along(axes::tp), s.grad.data(), s.grad.data(), s.grad.size());
   }
-  /// Non-blocking dp all-reduce of a slot whose gradient is final (overlaps the rest of the backward).
-  void launch_sync(int i) {
-    if (launched_[static_cast<std::size_t>(i)]) return;
-    launched_[static_cast<std::size_t>(i)] = true;
-    tp_reduce_if_needed(static_cast<std::size_t>(i));
+  /// Non-blocking dp all-reduce of a bucket whose gradients are final (overlaps the rest of the backward).
+  void launch_sync(int bi) {
+    if (launched_[static_cast<std::size_t>(bi)]) return;
+    launched_[static_cast<std::size_t>(bi)] = true;
+    const bucket& b = buckets_[static_cast<std::size_t>(bi)];
+    for (std::size_t i : b.slots) tp_reduce_if_needed(i);
     if (pd_.dp == 1) return;
-    auto& s = store_.slots[static_cast<std::size_t>(i)];
-    MPI_Request r;
-    MPI_Iallreduce(MPI_IN_PLACE, s.grad.data(), static_cast<int>(s.grad.size()), grad_type(), MPI_SUM,
-                   mc_.along(axes::dp).native(), &r);
-    pending_.push_back(r);
+    G* p = store_.grad_arena.data() + b.offset;
+    for (std::int64_t off = 0; off < b.count; off += (1 << 30)) {
+      MPI_Request r;
+      MPI_Iallreduce(MPI_IN_PLACE, p + off, static_cast<int>(std::min<std::int64_t>(b.count - off, 1 << 30)),
+                     grad_type(), MPI_SUM, mc_.along(axes::dp).native(), &r);
+      pending_.push_back(r);
+    }
   }
   static MPI_Datatype grad_type() { return std::is_same_v<G, double> ? MPI_DOUBLE : MPI_FLOAT; }
   void finish_sync() {
-    for (std::size_t i = 0; i < store_.slots.size(); ++i)
-      if (!replicated_[i]) launch_sync(static_cast<int>(i));
+    for (std::size_t bi = 0; bi < buckets_.size(); ++bi) launch_sync(static_cast<int>(bi));
     if (!pending_.empty()) MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
     pending_.clear();
     // replicas shared by several pipeline ranks: blocking, in one canonical (name) order on every member
@@ -498,6 +531,7 @@ class trainer {
   std::map<std::size_t, std::vector<int>> replica_of_;
   std::vector<bool> counts_in_norm_, replicated_, launched_;
   std::vector<std::size_t> replicated_order_;
+  std::vector<bucket> buckets_;
   std::vector<std::vector<int>> launch_after_;
   std::vector<std::vector<std::pair<int, int>>> release_after_;
   std::vector<MPI_Request> pending_;
