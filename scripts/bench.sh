@@ -2,6 +2,8 @@
 # Benchmarks, one command:
 #   scripts/bench.sh [allreduce] [RANKS]            tessera all-reduce vs MPI_Allreduce (mpirun, RANKS ranks)
 #   scripts/bench.sh ops [--quick] [--batch B]      host operators vs PyTorch CPU, GPT-2 small shapes
+#   scripts/bench.sh step [--rounds R] [--steps N] [--layouts dp2,pp2,tp2]
+#                                                   a GPT-2 124M training step vs PyTorch (alternating)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
@@ -40,5 +42,13 @@ case "$what" in
     /usr/bin/python3 "$TESSERA_ROOT/bench/ops_torch.py" --compare "$tmp/tessera.json" "$tmp/torch.json" --markdown \
       > "$TESSERA_BUILD/bench_ops.md"
     cp "$tmp/tessera.json" "$tmp/torch.json" "$TESSERA_BUILD/" ;;
-  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops)" >&2; exit 2 ;;
+  step)
+    shift
+    TESSERA_BUILD="${TESSERA_BENCH_BUILD:-$TESSERA_ROOT/build-bench}"
+    tessera_configure -DTESSERA_ENABLE_CUDA=OFF -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_EXAMPLES=OFF
+    cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_gpt2_step
+    threads=${TESSERA_BENCH_THREADS:-2}
+    /usr/bin/python3 "$TESSERA_ROOT/bench/step_compare.py" --exe "$TESSERA_BUILD/bench/bench_gpt2_step" \
+      --data "$TESSERA_ROOT/data/corpus.txt" --threads "$threads" --markdown "$TESSERA_BUILD/bench_step.md" "$@" ;;
+  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops, step)" >&2; exit 2 ;;
 esac

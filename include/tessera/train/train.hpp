@@ -172,8 +172,16 @@ int train(int argc, char** argv) {
     const int threads = o.threads > 0 ? o.threads : train_detail::default_threads();
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
-    if constexpr (pd.policy.precision == precision_kind::bf16) {
-      throw usage_error("ts::precision<ts::bf16>: not available yet in this build (fp32 only)");
+    // Policies the host trainer does not carry out yet are refused, never silently ignored.
+    if constexpr (pd.policy.zero != 0) {
+      throw usage_error(cat("ts::zero<", pd.policy.zero, ">: ZeRO sharding is not available in this version of the "
+                            "trainer; use ts::zero<0> (the default)"));
+    } else if constexpr (pd.policy.recompute != recompute_kind::none) {
+      throw usage_error("ts::recompute<...>: activation recompute is not available in this version of the trainer; "
+                        "use ts::recompute<ts::none> (the default)");
+    } else if constexpr (pd.policy.precision == precision_kind::bf16) {
+      throw usage_error("ts::precision<ts::bf16>: bf16 training is not available in this version of the trainer; "
+                        "use ts::precision<ts::fp32> (the default)");
     } else {
       return run_training<Plan, float, Plan::model::head_dim>(pd, o);
     }

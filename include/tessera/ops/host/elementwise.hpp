@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "tessera/core/host_system.hpp"
@@ -15,22 +16,115 @@ using i64 = std::int64_t;
 /// Gradients of parameters are kept in the accumulation type (fp32 for fp32 and bf16 models).
 template <class T> using grad_t = acc_t<T>;
 
+// ---- 16-lane loops: the math of ops/math.hpp on vf16, for fp32 and bf16 storage ---------------------------
+namespace host_detail {
+#if TESSERA_HOST_VECTORS
+typedef std::uint16_t vu16 __attribute__((vector_size(32)));
+typedef std::uint32_t vu32 __attribute__((vector_size(64)));
+inline math::vf16 load16(const float* p) {
+  math::vf16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store16(float* p, math::vf16 v) { __builtin_memcpy(p, &v, sizeof v); }
+inline math::vf16 load16(const bf16* p) {
+  vu16 h;
+  __builtin_memcpy(&h, static_cast<const void*>(p), sizeof h);
+  const vu32 w = __builtin_convertvector(h, vu32) << 16;
+  math::vf16 v;
+  __builtin_memcpy(&v, &w, sizeof v);
+  return v;
+}
+/// Round to nearest even, as bf16::from_float does (NaNs stay NaN, quiet).
+inline void store16(bf16* p, math::vf16 v) {
+  vu32 u;
+  __builtin_memcpy(&u, &v, sizeof u);
+  const vu32 rounded = (u + (0x7fffu + ((u >> 16) & 1u))) >> 16;
+  const vu32 nan = (u >> 16) | 0x0040u;
+  const vu32 is_nan = ((u & 0x7f800000u) == 0x7f800000u) & ((u & 0x007fffffu) != 0u);
+  const vu16 h = __builtin_convertvector(is_nan ? nan : rounded, vu16);
+  __builtin_memcpy(static_cast<void*>(p), &h, sizeof h);
+}
+inline constexpr bool vectorised = true;
+#else
+inline constexpr bool vectorised = false;
+#endif
+template <class T> inline constexpr bool vector_storage_v = std::is_same_v<T, float> || std::is_same_v<T, bf16>;
+
+/// For every 16-element block b of [0, n): vec(b·16) on vf16 lanes; the tail element by element with
+/// scalar(i). Parallel over blocks above host_system::parallel_threshold elements.
+template <class V, class S> void blocks16(i64 n, const V& vec, const S& scalar) {
+  const i64 nb = n / 16;
+#pragma omp parallel for schedule(static) if (n >= host_system::parallel_threshold)
+  for (i64 b = 0; b < nb; ++b) vec(b * 16);
+  for (i64 i = nb * 16; i < n; ++i) scalar(i);
+}
+}  // namespace host_detail
+
 // ---- GELU ----------------------------------------------------------------------------------------------
 template <class T> void gelu_forward(host_system, const T* x, i64 n, T* y) {
+#if TESSERA_HOST_VECTORS
+  if constexpr (host_detail::vector_storage_v<T>) {
+    using namespace host_detail;
+    blocks16(n, [=](i64 i) { store16(y + i, math::gelu(load16(x + i))); }, kernels::gelu_forward<T>{x, y});
+    return;
+  }
+#endif
   host_system::for_each_index(n, kernels::gelu_forward<T>{x, y});
 }
 template <class T> void gelu_backward(host_system, const T* dy, const T* x, i64 n, T* dx) {
+#if TESSERA_HOST_VECTORS
+  if constexpr (host_detail::vector_storage_v<T>) {
+    using namespace host_detail;
+    blocks16(n, [=](i64 i) { store16(dx + i, load16(dy + i) * math::gelu_grad(load16(x + i))); },
+             kernels::gelu_backward<T>{dy, x, dx});
+    return;
+  }
+#endif
   host_system::for_each_index(n, kernels::gelu_backward<T>{dy, x, dx});
 }
 
 // ---- SwiGLU: out[N×F] = silu(gate) ∘ up; gate and up rows are ld_in apart (e.g. one fused [N×2F]) ----------
 template <class T>
 void swiglu_forward(host_system, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* out) {
+#if TESSERA_HOST_VECTORS
+  if constexpr (host_detail::vector_storage_v<T>) {
+    using namespace host_detail;
+    const i64 fb = F / 16 * 16;
+#pragma omp parallel for schedule(static) if (N * F >= host_system::parallel_threshold)
+    for (i64 r = 0; r < N; ++r) {
+      const T* g = gate + r * ld_in;
+      const T* u = up + r * ld_in;
+      T* o = out + r * F;
+      for (i64 c = 0; c < fb; c += 16) store16(o + c, math::silu(load16(g + c)) * load16(u + c));
+      for (i64 c = fb; c < F; ++c) kernels::swiglu_forward<T>{gate, up, out, F, ld_in}(r * F + c);
+    }
+    return;
+  }
+#endif
   host_system::for_each_index(N * F, kernels::swiglu_forward<T>{gate, up, out, F, ld_in});
 }
 template <class T>
 void swiglu_backward(host_system, const T* dout, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* dgate,
                      T* dup) {
+#if TESSERA_HOST_VECTORS
+  if constexpr (host_detail::vector_storage_v<T>) {
+    using namespace host_detail;
+    const i64 fb = F / 16 * 16;
+    const kernels::swiglu_backward<T> tail{dout, gate, up, dgate, dup, F, ld_in};
+#pragma omp parallel for schedule(static) if (N * F >= host_system::parallel_threshold)
+    for (i64 r = 0; r < N; ++r) {
+      for (i64 c = 0; c < fb; c += 16) {
+        const i64 j = r * ld_in + c;
+        const auto g = math::swiglu_backward(load16(gate + j), load16(up + j), load16(dout + r * F + c));
+        store16(dgate + j, g.dgate);
+        store16(dup + j, g.dup);
+      }
+      for (i64 c = fb; c < F; ++c) tail(r * F + c);
+    }
+    return;
+  }
+#endif
   host_system::for_each_index(N * F, kernels::swiglu_backward<T>{dout, gate, up, dgate, dup, F, ld_in});
 }
 
