@@ -168,7 +168,8 @@ int train(int argc, char** argv) {
   require_world_size(pd.mesh.world());
   try {
     if (!o.backend.empty() && o.backend == "cuda")
-      throw usage_error("--backend cuda: this program was built for the host backend (compile it with nvcc for CUDA)");
+      throw usage_error("--backend cuda: the trainer runs on the host backend only in this version (the CUDA "
+                        "operators and NCCL communicator exist, the CUDA trainer does not yet); use --backend host");
     const int threads = o.threads > 0 ? o.threads : train_detail::default_threads();
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
