@@ -21,6 +21,7 @@
 #include "tessera/train/trainer.hpp"
 
 extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_parallel(void);  // 0 sequential, 1 pthreads, 2 OpenMP
 
 namespace tessera {
 
@@ -104,10 +105,13 @@ int run_training(const plan_desc& pd, const train_options& o) {
   MPI_Bcast(&peak, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   const double fpt = flops_per_token(pd.model);
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(tr.global_batch()) * pd.model.seq;
+  const int blas = openblas_get_parallel();
   std::int64_t state_bytes = tr.state_bytes(), max_state = 0;
   MPI_Allreduce(&state_bytes, &max_state, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
   emit({{"event", "start"}, {"plan", train_detail::plan_json(pd)}, {"params", pd.model.num_params()},
-        {"world", world}, {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step},
+        {"world", world}, {"threads", omp_get_max_threads()},
+        {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
+        {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step},
         {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()}}},
         {"peak_flops_per_rank", peak}, {"flops_per_token", fpt}, {"state_bytes_per_rank", state_bytes}});
 
@@ -173,6 +177,9 @@ int train(int argc, char** argv) {
     const int threads = o.threads > 0 ? o.threads : train_detail::default_threads();
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
+    if (rank == 0 && threads > 1 && openblas_get_parallel() == 1)
+      std::fprintf(stderr, "tessera: note: OpenBLAS is its pthreads build, whose threads compete with OpenMP's; the "
+                           "OpenMP build (Debian: libopenblas0-openmp, scripts/deps.sh selects it) is faster\n");
     // Policies the host trainer does not carry out yet are refused, never silently ignored.
     if constexpr (pd.policy.zero != 0) {
       throw usage_error(cat("ts::zero<", pd.policy.zero, ">: ZeRO sharding is not available in this version of the "
