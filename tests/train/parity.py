@@ -11,6 +11,7 @@ ap.add_argument("--np", type=int, required=True)
 ap.add_argument("--ref", required=True, help="reference JSON log (written when --write-ref)")
 ap.add_argument("--write-ref", action="store_true")
 ap.add_argument("--tol", type=float, default=1e-4)
+ap.add_argument("--keys", default="loss,grad_norm", help="logged values compared at every step")
 ap.add_argument("train_args", nargs=argparse.REMAINDER)
 a = ap.parse_args()
 
@@ -32,7 +33,7 @@ if a.write_ref:
 ref = steps(a.ref)
 if len(got) != len(ref):
     sys.exit(f"FAIL: {len(got)} steps logged, reference has {len(ref)}")
-worst = {"loss": 0.0, "grad_norm": 0.0}
+worst = {k: 0.0 for k in a.keys.split(",")}
 bad = []
 for g, r_ in zip(got, ref):
     for key in worst:
@@ -40,8 +41,8 @@ for g, r_ in zip(got, ref):
         worst[key] = max(worst[key], rel)
         if rel > a.tol:
             bad.append(f"step {g['step']}: {key} {g[key]:.8g} vs reference {r_[key]:.8g} (rel {rel:.2e})")
-print(f"{a.plan} on {a.np} ranks: {len(got)} steps, worst relative |dloss| {worst['loss']:.2e}, "
-      f"|dgrad_norm| {worst['grad_norm']:.2e} (tolerance {a.tol:g}); final loss {got[-1]['loss']:.6f}")
+print(f"{a.plan} on {a.np} ranks: {len(got)} steps, worst relative " +
+      ", ".join(f"|d{k}| {v:.2e}" for k, v in worst.items()) + f" (tolerance {a.tol:g}); final loss {got[-1]['loss']:.6f}")
 if bad:
     print("\n".join(bad[:20]))
     sys.exit("FAIL: layout parity")

@@ -64,6 +64,10 @@ struct layouts {
       {"3d", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>>>},
       {"3d_sp", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel>>},
       {"3d_interleaved_sp", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::interleaved_1f1b<2, 2>, ts::sequence_parallel>>},
+      // bf16 storage and activations, fp32 master weights, moments and gradient reduction
+      {"bf16", run<pl<m1, ts::gpipe<1>, ts::precision<ts::bf16>>>},
+      {"3d_sp_bf16", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel,
+                            ts::precision<ts::bf16>>>},
   };
 };
 

@@ -78,7 +78,8 @@ struct param_store {
     grad_arena.assign(static_cast<std::size_t>(n), 0);
     for (auto& s : slots) s.grad = {grad_arena.data() + s.grad_offset, static_cast<std::size_t>(s.numel())};
   }
-  /// Initial values from (seed, global tensor, global element) only: the same numbers on every layout.
+  /// Initial values from (seed, global tensor, global element) only: the same numbers on every layout
+  /// (and into the fp32 master copies, where a slot has them).
   void initialise(const model_tensors& mt, std::uint64_t seed) {
     for (auto& s : slots)
       for (const box& b : s.layout.boxes) {
@@ -86,8 +87,12 @@ struct param_store {
         const std::uint64_t h = init_detail::name_hash(g.name);
         for (std::int64_t r = 0; r < b.rows; ++r)
           for (std::int64_t c = 0; c < b.cols; ++c)
-            s.value[static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c)] =
-                ops::store<T>(init_value(g, seed, h, b.g_row + r, b.g_col + c));
+          {
+            const std::size_t k = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
+            const double x = init_value(g, seed, h, b.g_row + r, b.g_col + c);
+            s.value[k] = ops::store<T>(x);
+            if (!s.master.empty()) s.master[k] = static_cast<ops::grad_t<T>>(x);
+          }
       }
   }
   void zero_grads() {

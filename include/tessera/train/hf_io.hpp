@@ -3,6 +3,7 @@
 // Import: every rank reads the file (validated by safetensors_reader), checks that every tensor of the
 // model's HF layout is there with the right shape, and fills its own slots through their boxes — so it
 // works for any layout, including q|k|v split over tp and vocabulary padding (padding rows stay zero).
+// With bf16 storage the fp32 master copies are filled from the file too, and exported.
 // Export: every global element has exactly one owning rank (dp rank 0, tp rank 0 for tp-replicated
 // slots, the first pipeline holder of a replicated stage); owners write their elements into a zeroed
 // buffer per HF tensor, a sum-reduction to rank 0 assembles it exactly (x + 0 = x), and rank 0 writes the
@@ -50,10 +51,13 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
   }
   const auto src = hf_sources(layout, mt);
   std::map<std::string, std::vector<double>> cache;  // HF tensors this rank needs, read once
+  using G = ops::grad_t<T>;
   std::vector<std::vector<T>> staged(ps.slots.size());
+  std::vector<std::vector<G>> staged_master(ps.slots.size());
   for (std::size_t si = 0; si < ps.slots.size(); ++si) {
     const auto& s = ps.slots[si];
     staged[si].assign(s.value.size(), T{});
+    staged_master[si].assign(s.master.size(), G{});
     for (const box& b : s.layout.boxes) {
       const hf_source& from = src[static_cast<std::size_t>(b.tensor)];
       if (!from.tensor) internal_error("tensor ", mt.tensors[static_cast<std::size_t>(b.tensor)].name, " has no HF name");
@@ -63,12 +67,17 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
       for (std::int64_t r = 0; r < b.rows; ++r)
         for (std::int64_t c = 0; c < b.cols; ++c) {
           const std::int64_t k = hf_index(*from.tensor, *from.piece, b.g_row + r, b.g_col + c);
-          staged[si][static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c)] =
-              ops::store<T>(k < 0 ? 0.0 : hv[static_cast<std::size_t>(k)]);
+          const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
+          const double x = k < 0 ? 0.0 : hv[static_cast<std::size_t>(k)];
+          staged[si][at] = ops::store<T>(x);
+          if (!staged_master[si].empty()) staged_master[si][at] = static_cast<G>(x);
         }
     }
   }
-  for (std::size_t si = 0; si < ps.slots.size(); ++si) ps.slots[si].value = std::move(staged[si]);
+  for (std::size_t si = 0; si < ps.slots.size(); ++si) {
+    ps.slots[si].value = std::move(staged[si]);
+    if (!ps.slots[si].master.empty()) ps.slots[si].master = std::move(staged_master[si]);
+  }
 }
 
 /// Writes the model's parameters under HF names to `path` (rank 0 writes; every rank must call).
@@ -96,9 +105,10 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
           for (std::int64_t r = 0; r < b.rows; ++r)
             for (std::int64_t c = 0; c < b.cols; ++c) {
               const std::int64_t k = hf_index(h, p, b.g_row + r, b.g_col + c);
-              if (k >= 0)
+              const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
+              if (k >= 0)  // the fp32 master copy where there is one (bf16 training), else the value
                 buf[static_cast<std::size_t>(k)] =
-                    static_cast<float>(s.value[static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c)]);
+                    s.master.empty() ? static_cast<float>(s.value[at]) : static_cast<float>(s.master[at]);
             }
         }
       }

@@ -188,8 +188,7 @@ int train(int argc, char** argv) {
       throw usage_error("ts::recompute<...>: activation recompute is not available in this version of the trainer; "
                         "use ts::recompute<ts::none> (the default)");
     } else if constexpr (pd.policy.precision == precision_kind::bf16) {
-      throw usage_error("ts::precision<ts::bf16>: bf16 training is not available in this version of the trainer; "
-                        "use ts::precision<ts::fp32> (the default)");
+      return run_training<Plan, bf16, Plan::model::head_dim>(pd, o);
     } else {
       return run_training<Plan, float, Plan::model::head_dim>(pd, o);
     }

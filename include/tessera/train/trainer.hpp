@@ -112,6 +112,9 @@ class trainer {
       order.insert(order.end(), tail.begin(), tail.end());
       store_.finalise(order);
     }
+    // bf16 storage: fp32 master weights (the optimizer updates them; the bf16 values are their rounding)
+    if constexpr (!std::is_same_v<T, G>)
+      for (auto& s : store_.slots) s.master.assign(s.value.size(), 0);
     store_.initialise(tensors_, o.seed);
     for (auto& s : store_.slots) {
       s.m.assign(s.value.size(), 0);
@@ -175,7 +178,8 @@ class trainer {
       p.eps = static_cast<float>(o_.eps);
       p.weight_decay = static_cast<float>(o_.weight_decay);
       p.step = adam_step_;
-      ops::adamw_step(host_system{}, s.value.data(), static_cast<G*>(nullptr), s.grad.data(), s.m.data(), s.v.data(),
+      ops::adamw_step(host_system{}, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
+                      s.grad.data(), s.m.data(), s.v.data(),
                       s.numel(), p, s.layout.decay);
     }
     return r;
