@@ -64,6 +64,12 @@ struct layouts {
       {"3d", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>>>},
       {"3d_sp", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel>>},
       {"3d_interleaved_sp", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::interleaved_1f1b<2, 2>, ts::sequence_parallel>>},
+      // activation recompute: the same numbers as without
+      {"recompute_full", run<pl<m1, ts::one_f_one_b<4>, ts::recompute<ts::full>>>},
+      {"3d_sp_recompute_selective", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>,
+                                           ts::sequence_parallel, ts::recompute<ts::selective>>>},
+      {"3d_zb", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::zb_h1<4>>>},
+      {"3d_zb_recompute_full", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::zb_h1<4>, ts::recompute<ts::full>>>},
       // bf16 storage and activations, fp32 master weights, moments and gradient reduction
       {"bf16", run<pl<m1, ts::gpipe<1>, ts::precision<ts::bf16>>>},
       {"3d_sp_bf16", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel,

@@ -58,6 +58,11 @@ struct llama_config {
 
 enum class model_family : std::uint8_t { gpt, llama };
 
+/// Activation recompute (Korthikanti et al. 2022): none; selective = keep q|k|v, recompute the attention
+/// core (its output and log-sum-exp) in the backward; full = keep only each layer's input, recompute the
+/// whole layer in the backward.
+enum class recompute_kind : std::uint8_t { none, selective, full };
+
 /// A model with every default resolved.
 struct model_desc {
   model_family family = model_family::gpt;

@@ -111,6 +111,7 @@ struct chunk_dims {
   std::int64_t QKV = 0, U = 0;                        ///< local q|k|v width, local up(|gate) width
   int tp = 1, tp_rank = 0;
   bool sp = false;
+  recompute_kind recompute = recompute_kind::none;
 };
 
 /// What one (chunk, microbatch) keeps between its forward and its backward.
@@ -120,6 +121,14 @@ struct layer_cache {
   std::vector<T> h1, g1, qkv, att, x_mid, h2, g2, up, act;
   std::vector<A> mean1, rstd1, lse, mean2, rstd2;
   std::vector<T> d_down, d_up, d_proj, dqkv;  // kept for a deferred weight-gradient pass (W)
+  /// Bytes held (capacity) — what the activation accounting counts.
+  std::int64_t bytes() const {
+    std::int64_t n = 0;
+    for (const auto* v : {&h1, &g1, &qkv, &att, &x_mid, &h2, &g2, &up, &act, &d_down, &d_up, &d_proj, &dqkv})
+      n += static_cast<std::int64_t>(v->capacity() * sizeof(T));
+    for (const auto* v : {&mean1, &rstd1, &lse, &mean2, &rstd2}) n += static_cast<std::int64_t>(v->capacity() * sizeof(A));
+    return n;
+  }
 };
 template <class T>
 struct mb_state {
@@ -131,6 +140,14 @@ struct mb_state {
   std::vector<T> dx;               ///< gradient of the chunk input (to send back)
   std::vector<T> dy;               ///< gradient of the chunk output (received)
   std::vector<std::function<void()>> deferred;  ///< weight-gradient work of a split backward
+  std::int64_t bytes() const {
+    std::int64_t n = 0;
+    for (const auto& x : xs) n += static_cast<std::int64_t>(x.capacity() * sizeof(T));
+    for (const auto& l : layers) n += l.bytes();
+    for (const auto* v : {&hf, &gf, &logits, &dx, &dy}) n += static_cast<std::int64_t>(v->capacity() * sizeof(T));
+    for (const auto* v : {&meanf, &rstdf, &lse, &loss}) n += static_cast<std::int64_t>(v->capacity() * sizeof(A));
+    return n;
+  }
   const std::int32_t* tokens = nullptr;
   const std::int32_t* targets = nullptr;
   double loss_sum = 0;
@@ -203,7 +220,10 @@ class chunk {
     for (auto& x : st.xs) resize(x, n_act);
     st.layers.resize(layers_.size());
     if (first_) embed_forward(st);
-    for (std::size_t i = 0; i < layers_.size(); ++i) layer_forward(layers_[i], st.layers[i], st.xs[i], st.xs[i + 1]);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      layer_forward(layers_[i], st.layers[i], st.xs[i], st.xs[i + 1]);
+      drop_recomputed(st.layers[i]);
+    }
     if (last_) head_forward(st);
   }
 
@@ -218,7 +238,9 @@ class chunk {
     std::vector<T> nxt;
     resize(nxt, act_numel());
     for (std::size_t i = layers_.size(); i-- > 0;) {
+      recompute(layers_[i], st.layers[i], st.xs[i]);
       layer_backward(layers_[i], st.layers[i], st.xs[i], cur, nxt, split, st.deferred);
+      if (!split) drop_after_backward(st.layers[i]);
       std::swap(cur, nxt);
     }
     if (first_) embed_backward(st, cur);
@@ -227,6 +249,7 @@ class chunk {
   void weight_backward(mb_state<T>& st) {
     for (auto& f : st.deferred) f();
     st.deferred.clear();
+    for (auto& c : st.layers) drop_after_backward(c);
   }
 
  private:
@@ -324,10 +347,7 @@ class chunk {
       ops::rope_forward(host_system{}, c.qkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_.cos.data(),
                         rope_.sin.data());
     }
-    resize(c.att, R * d_.Hq * D);
-    resize(c.lse, d_.b * d_.Hq * d_.T);
-    ops::attention_forward<D>(host_system{}, c.qkv.data(), c.qkv.data() + d_.Hq * D, c.qkv.data() + (d_.Hq + d_.Hkv) * D,
-                              c.att.data(), c.lse.data(), attn_shape(), attn_scale());
+    attention_core(c);
     resize(tmp_R_, R * C);
     ops::linear_forward(host_system{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.Hq * D, C,
                         tmp_R_.data());
@@ -350,6 +370,42 @@ class chunk {
     reduce_rows(tmp_R_, tmp_l_);
     add_bias_rows(tmp_l_.data(), W(s.down_b), Rl, C);
     ops::add(host_system{}, c.x_mid.data(), tmp_l_.data(), Rl * C, out.data());
+  }
+
+  // ---- activation recompute ----------------------------------------------------------------------------
+  template <class V> static void release(V& v) { V().swap(v); }
+  /// After a layer's forward: free what the backward will recompute.
+  void drop_recomputed(layer_cache<T>& c) {
+    if (d_.recompute == recompute_kind::none) return;
+    release(c.att);
+    release(c.lse);
+    if (d_.recompute == recompute_kind::selective) return;
+    release(c.h1), release(c.g1), release(c.qkv), release(c.x_mid), release(c.h2), release(c.g2), release(c.up),
+        release(c.act), release(c.mean1), release(c.rstd1), release(c.mean2), release(c.rstd2);
+  }
+  /// After a layer's backward is complete (its weight gradients too): with recompute on, free the whole
+  /// cache at once instead of keeping it until the microbatch ends, so recomputed layers do not pile up.
+  void drop_after_backward(layer_cache<T>& c) {
+    if (d_.recompute == recompute_kind::none) return;
+    c = layer_cache<T>{};
+  }
+  /// Before a layer's backward: rebuild what drop_recomputed freed, with the forward's own code (so the
+  /// values are the forward's, bit for bit; the tp collectives of a full recompute run again, in the same
+  /// order on every tp rank).
+  void recompute(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x) {
+    if (d_.recompute == recompute_kind::full) {
+      resize(recompute_out_, d_.Rl * d_.C);
+      layer_forward(s, c, x, recompute_out_);
+    } else if (d_.recompute == recompute_kind::selective) {
+      attention_core(c);
+    }
+  }
+  /// softmax(q·kᵀ·scale + mask)·v of one layer from its q|k|v (after RoPE): c.att and c.lse.
+  void attention_core(layer_cache<T>& c) {
+    resize(c.att, d_.R * d_.Hq * D);
+    resize(c.lse, d_.b * d_.Hq * d_.T);
+    ops::attention_forward<D>(host_system{}, c.qkv.data(), c.qkv.data() + d_.Hq * D, c.qkv.data() + (d_.Hq + d_.Hkv) * D,
+                              c.att.data(), c.lse.data(), attn_shape(), attn_scale());
   }
 
   void layer_backward(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x, const std::vector<T>& dy,
@@ -492,7 +548,7 @@ class chunk {
   int embed_ = -1, pos_ = -1, normf_w_ = -1, normf_b_ = -1, head_ = -1;
   std::vector<layer_slots> layers_;
   ops::rope_table<A> rope_;
-  std::vector<T> tmp_R_, tmp_l_;
+  std::vector<T> tmp_R_, tmp_l_, recompute_out_;
 };
 
 }  // namespace tessera

@@ -21,7 +21,6 @@ struct none {};
 struct selective {};
 struct full {};
 
-enum class recompute_kind : std::uint8_t { none, selective, full };
 enum class precision_kind : std::uint8_t { fp32, bf16 };
 
 inline constexpr int max_model_stages = 64;

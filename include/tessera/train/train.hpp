@@ -132,10 +132,12 @@ int run_training(const plan_desc& pd, const train_options& o) {
     const auto r = tr.step(k);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const double tps = tokens_per_step / (ms / 1000.0);
+    std::int64_t peak_act = tr.peak_activation_bytes();  // the largest over the ranks
+    MPI_Allreduce(MPI_IN_PLACE, &peak_act, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
     const double mfu = peak > 0 ? fpt * tps / (peak * world) : 0.0;
     nlohmann::json j{{"step", k}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
                      {"tokens", tokens_per_step * (k + 1)}, {"step_ms", ms}, {"tokens_per_s", tps}, {"mfu", mfu},
-                     {"state_bytes_per_rank", state_bytes}};
+                     {"state_bytes_per_rank", state_bytes}, {"peak_activation_bytes", peak_act}};
     if (r.skipped) j["skipped"] = "non-finite gradient";
     emit(j);
     if (rank == 0 && !o.quiet && (k % o.log_every == 0 || k + 1 == o.steps)) {
@@ -184,9 +186,6 @@ int train(int argc, char** argv) {
     if constexpr (pd.policy.zero != 0) {
       throw usage_error(cat("ts::zero<", pd.policy.zero, ">: ZeRO sharding is not available in this version of the "
                             "trainer; use ts::zero<0> (the default)"));
-    } else if constexpr (pd.policy.recompute != recompute_kind::none) {
-      throw usage_error("ts::recompute<...>: activation recompute is not available in this version of the trainer; "
-                        "use ts::recompute<ts::none> (the default)");
     } else if constexpr (pd.policy.precision == precision_kind::bf16) {
       return run_training<Plan, bf16, Plan::model::head_dim>(pd, o);
     } else {

@@ -82,6 +82,7 @@ class trainer {
     if (d_.sp && d_.R % pd.tp != 0)
       throw usage_error(cat("sequence parallel: rows per microbatch (", d_.R, ") not divisible by tp (", pd.tp, ")"));
     d_.Rl = d_.sp ? d_.R / pd.tp : d_.R;
+    d_.recompute = pd.policy.recompute;
     d_.C = m.hidden;
     d_.D = D;
     d_.Hq = m.heads / pd.tp;
@@ -192,6 +193,8 @@ class trainer {
     return b;
   }
   int global_batch() const { return B_; }
+  /// Peak bytes of activations (saved for the backward, and in flight) held by this rank so far.
+  std::int64_t peak_activation_bytes() const { return peak_activation_bytes_; }
   param_store<T>& store() { return store_; }
   /// Whether this rank is the one owner of slot i's elements (dp rank 0, tp rank 0 for tp-replicated
   /// slots, the first pipeline holder of a replicated stage): the rule of the norm and of exports.
@@ -290,6 +293,11 @@ class trainer {
         }
         default: break;
       }
+      // activation accounting: the bytes of every microbatch state held (live, and kept for reuse)
+      std::int64_t live = 0;
+      for (const auto& [key, st] : states_) live += st->bytes();
+      for (const auto& st : free_) live += st->bytes();
+      peak_activation_bytes_ = std::max(peak_activation_bytes_, live);
       // free a microbatch's state once nothing of it is left: after its last backward part and send
       after_action(idx);
     }
@@ -530,6 +538,7 @@ class trainer {
   std::vector<std::int32_t> inputs_, targets_;
   double loss_local_ = 0;
   std::int64_t adam_step_ = 0;
+  std::int64_t peak_activation_bytes_ = 0;
   // sync
   std::map<std::vector<int>, mpi_comm> replica_comms_;
   std::map<std::size_t, std::vector<int>> replica_of_;
