@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: builds examples/train_gpt and trains a small GPT on data/corpus.txt across 8 MPI ranks
-# (dp2 × pp2 × tp2, 1F1B, sequence parallel), printing progress. Extra flags go to the program
+# (dp2 × pp2 × tp2, 1F1B, sequence parallel, ZeRO-1), printing progress. Extra flags go to the program
 # (contract §2), e.g. scripts/main.sh --steps 50 --log-json run.json
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

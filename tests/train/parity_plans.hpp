@@ -70,6 +70,15 @@ struct layouts {
                                            ts::sequence_parallel, ts::recompute<ts::selective>>>},
       {"3d_zb", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::zb_h1<4>>>},
       {"3d_zb_recompute_full", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::zb_h1<4>, ts::recompute<ts::full>>>},
+      // ZeRO-1: optimizer state sharded over dp
+      {"dp4_zero1", run<pl<ts::mesh<ts::dp<4>>, ts::one_f_one_b<2>, ts::zero<1>>>},
+      {"3d_zero1", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::zero<1>>>},
+      {"dp2_pp2_chimera", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>>, ts::chimera<4>>>},
+      {"dp2_pp2_chimera_zero1", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>>, ts::chimera<4>, ts::zero<1>>>},
+      {"dp4_bf16", run<pl<ts::mesh<ts::dp<4>>, ts::one_f_one_b<2>, ts::precision<ts::bf16>>>},
+      {"dp4_bf16_zero1", run<pl<ts::mesh<ts::dp<4>>, ts::one_f_one_b<2>, ts::precision<ts::bf16>, ts::zero<1>>>},
+      {"3d_sp_bf16_zero1", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel,
+                                  ts::precision<ts::bf16>, ts::zero<1>>>},
       // bf16 storage and activations, fp32 master weights, moments and gradient reduction
       {"bf16", run<pl<m1, ts::gpipe<1>, ts::precision<ts::bf16>>>},
       {"3d_sp_bf16", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel,

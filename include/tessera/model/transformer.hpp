@@ -42,9 +42,9 @@ template <class T>
 struct param_slot {
   using G = ops::grad_t<T>;
   slot_layout layout;
-  std::vector<T> value;
+  buffer_view<T> value;        ///< in param_store::value_arena (valid after finalise)
   buffer_view<G> grad;         ///< in param_store::grad_arena (valid after finalise)
-  std::int64_t grad_offset = 0;
+  std::int64_t grad_offset = 0;  ///< where value and grad start in their arenas
   std::vector<G> m, v, master;
   std::int64_t numel() const { return layout.numel(); }
 };
@@ -62,11 +62,12 @@ struct param_store {
     if (f >= 0) return f;
     param_slot<T> s;
     s.layout = std::move(l);
-    s.value.assign(static_cast<std::size_t>(s.numel()), T{});
     slots.push_back(std::move(s));
     return static_cast<int>(slots.size() - 1);
   }
-  /// All gradients in one arena (so gradient buckets are contiguous ranges), slots in `order`.
+  /// All values and all gradients each in one arena, slots in `order` (so gradient buckets, and ZeRO's
+  /// shards of them, are contiguous ranges of both).
+  std::vector<T> value_arena;
   std::vector<ops::grad_t<T>> grad_arena;
   void finalise(const std::vector<std::size_t>& order) {
     check(order.size() == slots.size(), "tessera internal: finalise needs every slot once");
@@ -75,8 +76,12 @@ struct param_store {
       slots[i].grad_offset = n;
       n += slots[i].numel();
     }
+    value_arena.assign(static_cast<std::size_t>(n), T{});
     grad_arena.assign(static_cast<std::size_t>(n), 0);
-    for (auto& s : slots) s.grad = {grad_arena.data() + s.grad_offset, static_cast<std::size_t>(s.numel())};
+    for (auto& s : slots) {
+      s.value = {value_arena.data() + s.grad_offset, static_cast<std::size_t>(s.numel())};
+      s.grad = {grad_arena.data() + s.grad_offset, static_cast<std::size_t>(s.numel())};
+    }
   }
   /// Initial values from (seed, global tensor, global element) only: the same numbers on every layout
   /// (and into the fp32 master copies, where a slot has them).

@@ -11,6 +11,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -75,7 +76,7 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
     }
   }
   for (std::size_t si = 0; si < ps.slots.size(); ++si) {
-    ps.slots[si].value = std::move(staged[si]);
+    std::copy(staged[si].begin(), staged[si].end(), ps.slots[si].value.begin());
     if (!ps.slots[si].master.empty()) ps.slots[si].master = std::move(staged_master[si]);
   }
 }

@@ -87,6 +87,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
   if (o.shuffle) data.shuffle(o.seed);
   trainer<T, D> tr(pd, std::move(program), o, mc, data);
   if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr.tensors(), tr.store());
+  tr.shard_optimizer_state();  // ZeRO: from the final initial parameters
   auto do_export = [&] {
     if (!o.export_to.empty())
       export_hf(o.export_to, o.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd.model, tr.tensors(),
@@ -183,9 +184,9 @@ int train(int argc, char** argv) {
       std::fprintf(stderr, "tessera: note: OpenBLAS is its pthreads build, whose threads compete with OpenMP's; the "
                            "OpenMP build (Debian: libopenblas0-openmp, scripts/deps.sh selects it) is faster\n");
     // Policies the host trainer does not carry out yet are refused, never silently ignored.
-    if constexpr (pd.policy.zero != 0) {
-      throw usage_error(cat("ts::zero<", pd.policy.zero, ">: ZeRO sharding is not available in this version of the "
-                            "trainer; use ts::zero<0> (the default)"));
+    if constexpr (pd.policy.zero >= 2) {
+      throw usage_error(cat("ts::zero<", pd.policy.zero, ">: ZeRO stages 2 and 3 are not available in this version "
+                            "of the trainer; use ts::zero<1> (optimizer state sharded) or ts::zero<0>"));
     } else if constexpr (pd.policy.precision == precision_kind::bf16) {
       return run_training<Plan, bf16, Plan::model::head_dim>(pd, o);
     } else {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -83,6 +84,7 @@ class trainer {
       throw usage_error(cat("sequence parallel: rows per microbatch (", d_.R, ") not divisible by tp (", pd.tp, ")"));
     d_.Rl = d_.sp ? d_.R / pd.tp : d_.R;
     d_.recompute = pd.policy.recompute;
+    zero1_ = pd.policy.zero >= 1 && pd.dp > 1;
     d_.C = m.hidden;
     d_.D = D;
     d_.Hq = m.heads / pd.tp;
@@ -150,14 +152,19 @@ class trainer {
     r.loss = global_loss();
     // global gradient norm, every parameter counted once
     double sq = 0;
-    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
-      if (!counts_in_norm_[i]) continue;
-      const auto& g = store_.slots[i].grad;
+    auto sum_sq = [](const G* g, std::int64_t n) {
       double s = 0;
 #pragma omp parallel for reduction(+ : s) schedule(static)
-      for (std::size_t j = 0; j < g.size(); ++j) s += static_cast<double>(g[j]) * g[j];
-      sq += s;
+      for (std::int64_t j = 0; j < n; ++j) s += static_cast<double>(g[j]) * g[j];
+      return s;
+    };
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      if (zero1_ && !replicated_[i]) continue;  // counted from the shards below
+      if (counts_in_norm_[i]) sq += sum_sq(store_.slots[i].grad.data(), store_.slots[i].numel());
     }
+    for (const shard_piece& p : shard_pieces_)  // ZeRO: every dp rank counts its own shard
+      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank_ == 0)
+        sq += sum_sq(store_.grad_arena.data() + p.arena_off, p.n);
     MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     r.grad_norm = std::sqrt(sq);
     r.lr = lr_at(o_, k);
@@ -167,30 +174,93 @@ class trainer {
     }
     const double clip = (o_.grad_clip > 0) ? std::min(1.0, o_.grad_clip / (r.grad_norm + 1e-6)) : 1.0;
     ++adam_step_;
-    for (auto& s : store_.slots) {
-      if (clip < 1.0) {
-        const G c = static_cast<G>(clip);
-        for (auto& g : s.grad) g *= c;
-      }
-      ops::math::adamw_params p;
-      p.lr = static_cast<float>(r.lr);
-      p.beta1 = static_cast<float>(o_.beta1);
-      p.beta2 = static_cast<float>(o_.beta2);
-      p.eps = static_cast<float>(o_.eps);
-      p.weight_decay = static_cast<float>(o_.weight_decay);
-      p.step = adam_step_;
+    ops::math::adamw_params p;
+    p.lr = static_cast<float>(r.lr);
+    p.beta1 = static_cast<float>(o_.beta1);
+    p.beta2 = static_cast<float>(o_.beta2);
+    p.eps = static_cast<float>(o_.eps);
+    p.weight_decay = static_cast<float>(o_.weight_decay);
+    p.step = adam_step_;
+    auto scale = [&](G* g, std::int64_t n) {
+      if (clip >= 1.0) return;
+      const G c = static_cast<G>(clip);
+      for (std::int64_t j = 0; j < n; ++j) g[j] *= c;
+    };
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      if (zero1_ && !replicated_[i]) continue;  // updated shard by shard below
+      auto& s = store_.slots[i];
+      scale(s.grad.data(), s.numel());
       ops::adamw_step(host_system{}, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
-                      s.grad.data(), s.m.data(), s.v.data(),
-                      s.numel(), p, s.layout.decay);
+                      s.grad.data(), s.m.data(), s.v.data(), s.numel(), p, s.layout.decay);
+    }
+    if (zero1_) {
+      // ZeRO-1: each dp rank updates its shard (reduced gradients, moments, masters of its elements only) ...
+      for (const shard_piece& sp : shard_pieces_) {
+        G* g = store_.grad_arena.data() + sp.arena_off;
+        scale(g, sp.n);
+        ops::adamw_step(host_system{}, store_.value_arena.data() + sp.arena_off,
+                        master_shard_.empty() ? static_cast<G*>(nullptr) : master_shard_.data() + sp.shard_off, g,
+                        m_shard_.data() + sp.shard_off, v_shard_.data() + sp.shard_off, sp.n, p,
+                        store_.slots[sp.slot].layout.decay);
+      }
+      // ... and the updated parameters are all-gathered over dp, bucket by bucket
+      for (const bucket& b : buckets_) {
+        MPI_Request rq;
+        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, store_.value_arena.data() + b.offset, b.counts.data(),
+                        b.displs.data(), mpi_type_of(), mc_.along(axes::dp).native(), &rq);
+        pending_.push_back(rq);
+      }
+      MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
+      pending_.clear();
     }
     return r;
   }
 
+  /// Bytes of parameters, gradients and optimizer state (moments, fp32 masters) this rank holds.
   std::int64_t state_bytes() const {
     std::int64_t b = 0;
     for (const auto& s : store_.slots)
-      b += s.numel() * static_cast<std::int64_t>(sizeof(T) + sizeof(G) * 3 + (s.master.empty() ? 0 : sizeof(G)));
+      b += s.numel() * static_cast<std::int64_t>(sizeof(T) + sizeof(G)) +
+           static_cast<std::int64_t>((s.m.size() + s.v.size() + s.master.size()) * sizeof(G));
+    b += static_cast<std::int64_t>((m_shard_.size() + v_shard_.size() + master_shard_.size()) * sizeof(G));
     return b;
+  }
+
+  /// ZeRO-1 (optimizer state sharded over dp): from here on each dp rank keeps the moments (and, for bf16,
+  /// the fp32 master weights) of its shard of every gradient bucket only. Called once, after the
+  /// parameters are final (initialised or loaded). Slots shared by several pipeline ranks (tied
+  /// embeddings across stages, Chimera's copies) keep their whole state on each holder.
+  void shard_optimizer_state() {
+    if (!zero1_ || !shard_pieces_.empty()) return;
+    std::int64_t total = 0;
+    const int me = dp_rank_;
+    for (bucket& b : buckets_) {
+      b.shard_off = total;
+      const std::int64_t mine_begin = b.offset + b.displs[static_cast<std::size_t>(me)];
+      const std::int64_t mine_end = mine_begin + b.counts[static_cast<std::size_t>(me)];
+      for (std::size_t i : b.slots) {
+        const auto& s = store_.slots[i];
+        const std::int64_t lo = std::max(mine_begin, s.grad_offset), hi = std::min(mine_end, s.grad_offset + s.numel());
+        if (lo < hi) shard_pieces_.push_back({i, lo, total + (lo - mine_begin), hi - lo});
+      }
+      total += b.counts[static_cast<std::size_t>(me)];
+    }
+    m_shard_.assign(static_cast<std::size_t>(total), 0);
+    v_shard_.assign(static_cast<std::size_t>(total), 0);
+    if constexpr (!std::is_same_v<T, G>) {
+      master_shard_.assign(static_cast<std::size_t>(total), 0);
+      for (const shard_piece& sp : shard_pieces_) {
+        const auto& s = store_.slots[sp.slot];
+        std::copy_n(s.master.data() + (sp.arena_off - s.grad_offset), sp.n, master_shard_.data() + sp.shard_off);
+      }
+    }
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      if (replicated_[i]) continue;
+      auto& s = store_.slots[i];
+      std::vector<G>().swap(s.m);
+      std::vector<G>().swap(s.v);
+      std::vector<G>().swap(s.master);
+    }
   }
   int global_batch() const { return B_; }
   /// Peak bytes of activations (saved for the backward, and in flight) held by this rank so far.
@@ -368,7 +438,13 @@ class trainer {
   // embeddings, Chimera's two copies) are summed over (dp × those ranks) after the program.
   struct bucket {
     std::vector<std::size_t> slots;
-    std::int64_t offset = 0, count = 0;  ///< range of the gradient arena
+    std::int64_t offset = 0, count = 0;  ///< range of the gradient (and value) arena
+    std::vector<int> counts, displs;     ///< ZeRO: each dp rank's part of the bucket
+    std::int64_t shard_off = 0;          ///< ZeRO: where this rank's part starts in the shard buffers
+  };
+  struct shard_piece {
+    std::size_t slot;
+    std::int64_t arena_off, shard_off, n;  ///< elements [arena_off, +n) of the arenas ↔ [shard_off, +n) of the state shards
   };
   /// Which pipeline ranks hold a slot: the holders of every model stage that uses it.
   std::vector<int> slot_holders(const std::string& name) const {
@@ -459,9 +535,21 @@ class trainer {
               [&](std::size_t a, std::size_t b) { return store_.slots[a].grad_offset < store_.slots[b].grad_offset; });
     const std::int64_t cap = std::max<std::int64_t>(1, static_cast<std::int64_t>(o_.bucket_mb * 1024 * 1024 / sizeof(G)));
     for (std::size_t i : order) {
-      if (buckets_.empty() || buckets_.back().count >= cap) buckets_.push_back({{}, store_.slots[i].grad_offset, 0});
+      if (buckets_.empty() || buckets_.back().count >= cap) {
+        buckets_.emplace_back();
+        buckets_.back().offset = store_.slots[i].grad_offset;
+      }
       buckets_.back().slots.push_back(i);
       buckets_.back().count += store_.slots[i].numel();
+    }
+    for (bucket& b : buckets_) {  // ZeRO: near-equal contiguous parts, dp rank order
+      b.counts.assign(static_cast<std::size_t>(pd_.dp), 0);
+      b.displs.assign(static_cast<std::size_t>(pd_.dp), 0);
+      const std::int64_t base = b.count / pd_.dp, rem = b.count % pd_.dp;
+      for (int r = 0; r < pd_.dp; ++r) {
+        b.counts[static_cast<std::size_t>(r)] = static_cast<int>(base + (r < rem ? 1 : 0));
+        b.displs[static_cast<std::size_t>(r)] = static_cast<int>(r * base + std::min<std::int64_t>(r, rem));
+      }
     }
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) {
       std::size_t at = 0;
@@ -500,6 +588,12 @@ class trainer {
     for (std::size_t i : b.slots) tp_reduce_if_needed(i);
     if (pd_.dp == 1) return;
     G* p = store_.grad_arena.data() + b.offset;
+    if (zero1_) {  // ZeRO: each dp rank receives the sum of its part only (at the bucket's start; moved after)
+      MPI_Request r;
+      MPI_Ireduce_scatter(MPI_IN_PLACE, p, b.counts.data(), grad_type(), MPI_SUM, mc_.along(axes::dp).native(), &r);
+      pending_.push_back(r);
+      return;
+    }
     for (std::int64_t off = 0; off < b.count; off += (1 << 30)) {
       MPI_Request r;
       MPI_Iallreduce(MPI_IN_PLACE, p + off, static_cast<int>(std::min<std::int64_t>(b.count - off, 1 << 30)),
@@ -512,6 +606,13 @@ class trainer {
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) launch_sync(static_cast<int>(bi));
     if (!pending_.empty()) MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
     pending_.clear();
+    if (zero1_)  // the in-place reduce-scatter left this rank's part at the bucket's start: put it in its place
+      for (const bucket& b : buckets_) {
+        G* p = store_.grad_arena.data() + b.offset;
+        const int me = dp_rank_;
+        std::memmove(p + b.displs[static_cast<std::size_t>(me)], p,
+                     static_cast<std::size_t>(b.counts[static_cast<std::size_t>(me)]) * sizeof(G));
+      }
     // replicas shared by several pipeline ranks: blocking, in one canonical (name) order on every member
     for (std::size_t i : replicated_order_) {
       tp_reduce_if_needed(i);
@@ -545,6 +646,9 @@ class trainer {
   std::vector<bool> counts_in_norm_, replicated_, launched_;
   std::vector<std::size_t> replicated_order_;
   std::vector<bucket> buckets_;
+  bool zero1_ = false;  ///< ZeRO stage >= 1 with dp > 1: optimizer state sharded over dp
+  std::vector<shard_piece> shard_pieces_;
+  std::vector<G> m_shard_, v_shard_, master_shard_;
   std::vector<std::vector<int>> launch_after_;
   std::vector<std::vector<std::pair<int, int>>> release_after_;
   std::vector<MPI_Request> pending_;
