@@ -1,6 +1,7 @@
 // tessera/ops/host/elementwise.hpp — host entry points of the element-wise operators, embeddings,
 // RoPE and the fused AdamW step. The per-element bodies are the shared functors of ops/elementwise.hpp.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -178,7 +179,14 @@ void rope_backward(host_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld
 template <class T>
 void embedding_forward(host_system, const std::int32_t* tokens, i64 N, const T* wte, i64 V_local, i64 v0, i64 C,
                        T* out) {
-  host_system::for_each_index(N * C, kernels::embedding_forward<T>{tokens, wte, out, C, v0, V_local});
+  // host: one row copy per token (the device walks elements with kernels::embedding_forward)
+#pragma omp parallel for schedule(static) if (N * C >= host_system::parallel_threshold)
+  for (i64 n = 0; n < N; ++n) {
+    const i64 r = static_cast<i64>(tokens[n]) - v0;
+    T* dst = out + n * C;
+    if (r >= 0 && r < V_local) std::copy_n(wte + r * C, C, dst);
+    else std::fill_n(dst, C, store<T>(0.0f));
+  }
 }
 /// dwte[tokens[n] − v0] += dout[n] for this rank's rows. Threads own column ranges: deterministic.
 template <class T>
@@ -202,7 +210,14 @@ void embedding_backward(host_system, const std::int32_t* tokens, i64 N, const T*
 /// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
 template <class T>
 void add_position_embedding(host_system, const T* wpe, i64 N, i64 T_len, i64 C, i64 pos0, T* x) {
-  host_system::for_each_index(N * C, kernels::add_position_embedding<T>{wpe, x, C, T_len, pos0});
+  // host: row by row (the device walks elements with kernels::add_position_embedding)
+#pragma omp parallel for schedule(static) if (N * C >= host_system::parallel_threshold)
+  for (i64 n = 0; n < N; ++n) {
+    T* row = x + n * C;
+    const T* p = wpe + (n % T_len + pos0) * C;
+#pragma omp simd
+    for (i64 c = 0; c < C; ++c) row[c] = store<T>(load(row[c]) + load(p[c]));
+  }
 }
 /// dwpe[t + pos0] += Σ_b dx[b, t].
 template <class T>
