@@ -25,9 +25,10 @@ for c in cases:
     start = json.loads(open(log).readline())
     n, got = start["params"], start["state_bytes_per_rank"]
     want = eval(per, {}, {}) * n
-    ok = abs(got - want) <= 64 * 16
+    pred = start["predicted_state_bytes_per_rank"]
+    ok = abs(got - want) <= 64 * 16 and abs(pred - got) <= 64 * 16
     print(f"{plan} on {np_} ranks: {got} bytes = {got / n:.4f} B/param, formula {per} = {eval(per):.4f} B/param "
-          f"({'ok' if ok else 'MISMATCH'})")
+          f"(the start line predicts {pred:.0f}) ({'ok' if ok else 'MISMATCH'})")
     if not ok:
         bad.append(plan)
 if bad:

@@ -114,7 +114,8 @@ int run_training(const plan_desc& pd, const train_options& o) {
         {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
         {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step},
         {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()}}},
-        {"peak_flops_per_rank", peak}, {"flops_per_token", fpt}, {"state_bytes_per_rank", state_bytes}});
+        {"peak_flops_per_rank", peak}, {"flops_per_token", fpt}, {"state_bytes_per_rank", state_bytes},
+        {"predicted_state_bytes_per_rank", tr.predicted_state_bytes()}});
 
   if (o.eval_only) {
     const double l = tr.evaluate(0, o.eval_batches);

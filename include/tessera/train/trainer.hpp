@@ -226,6 +226,18 @@ class trainer {
     return b;
   }
 
+  /// The ZeRO formula for this rank's parameters: bytes per parameter of value + gradient (always whole)
+  /// and moments + fp32 masters (divided over dp at stage >= 1), times the parameters the rank holds.
+  double predicted_state_bytes() const {
+    const double value = sizeof(T), grad = sizeof(G), state = 2.0 * sizeof(G) + (std::is_same_v<T, G> ? 0 : sizeof(G));
+    double b = 0;
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      const double n = static_cast<double>(store_.slots[i].numel());
+      b += n * (value + grad + state / ((zero1_ && !replicated_[i]) ? pd_.dp : 1));
+    }
+    return b;
+  }
+
   /// ZeRO-1 (optimizer state sharded over dp): from here on each dp rank keeps the moments (and, for bf16,
   /// the fp32 master weights) of its shard of every gradient bucket only. Called once, after the
   /// parameters are final (initialised or loaded). Slots shared by several pipeline ranks (tied
