@@ -184,6 +184,7 @@ class trainer {
     auto scale = [&](G* g, std::int64_t n) {
       if (clip >= 1.0) return;
       const G c = static_cast<G>(clip);
+#pragma omp parallel for simd schedule(static) if (n >= host_system::parallel_threshold)
       for (std::int64_t j = 0; j < n; ++j) g[j] *= c;
     };
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
