@@ -31,6 +31,8 @@ struct train_options {
 
 /// Registers every flag on `app`.
 inline void add_train_flags(CLI::App& app, train_options& o) {
+  // a flag given twice takes its last value (so scripts can put defaults first and users override them)
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--data", o.data, "training/eval tokens: an llm.c token shard or any file read as bytes")
       ->required()
       ->check(CLI::ExistingFile);
