@@ -110,8 +110,13 @@ class trainer {
     // gradients in one arena: slots synchronised over dp first (in bucket order), pipeline replicas last
     {
       std::vector<std::size_t> order, tail;
-      for (std::size_t i = 0; i < store_.slots.size(); ++i)
-        (slot_holders(store_.slots[i].layout.name).size() > 1 ? tail : order).push_back(i);
+      holders_.resize(store_.slots.size());
+      replicated_.assign(store_.slots.size(), false);
+      for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+        holders_[i] = slot_holders(store_.slots[i].layout.name);
+        replicated_[i] = holders_[i].size() > 1;
+        (replicated_[i] ? tail : order).push_back(i);
+      }
       order.insert(order.end(), tail.begin(), tail.end());
       store_.finalise(order);
     }
@@ -502,13 +507,11 @@ class trainer {
     }
     const std::size_t n = store_.slots.size();
     counts_in_norm_.assign(n, false);
-    replicated_.assign(n, false);
     for (std::size_t i = 0; i < n; ++i) {
       const auto& s = store_.slots[i];
-      const auto h = slot_holders(s.layout.name);
+      const auto& h = holders_[i];
       check(!h.empty() && std::find(h.begin(), h.end(), pp_rank_) != h.end(), "tessera internal: slot ",
             s.layout.name, " has no holder");
-      replicated_[i] = h.size() > 1;
       if (replicated_[i]) replica_of_[i] = h;
       counts_in_norm_[i] = dp_rank_ == 0 && h.front() == pp_rank_ &&
                            (s.layout.role == tp_role::sharded || tp_rank_ == 0);
@@ -657,6 +660,7 @@ class trainer {
   std::map<std::vector<int>, mpi_comm> replica_comms_;
   std::map<std::size_t, std::vector<int>> replica_of_;
   std::vector<bool> counts_in_norm_, replicated_, launched_;
+  std::vector<std::vector<int>> holders_;  ///< per slot: the pipeline ranks that hold it
   std::vector<std::size_t> replicated_order_;
   std::vector<bucket> buckets_;
   bool zero1_ = false;  ///< ZeRO stage >= 1 with dp > 1: optimizer state sharded over dp
