@@ -16,6 +16,7 @@
 #include "tessera/model/transformer.hpp"
 #include "tessera/ops/host.hpp"
 #include "tessera/schedule/schedule.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/data.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/train.hpp"

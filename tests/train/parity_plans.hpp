@@ -83,6 +83,9 @@ struct layouts {
       {"bf16", run<pl<m1, ts::gpipe<1>, ts::precision<ts::bf16>>>},
       {"3d_sp_bf16", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel,
                             ts::precision<ts::bf16>>>},
+      // other shapes a checkpoint of 3d_zero1 resumes under (checkpoint tests)
+      {"pp2_tp4", run<pl<ts::mesh<ts::pp<2>, ts::tp<(TP4 ? 4 : 2)>>, ts::interleaved_1f1b<4, 2>>>},
+      {"dp4_pp2_zero1", run<pl<ts::mesh<ts::dp<4>, ts::pp<2>>, ts::gpipe<2>, ts::zero<1>>>},
   };
 };
 

@@ -2,5 +2,6 @@
 #pragma once
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/config.hpp"
+#include "tessera/core/crc32.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/static_vector.hpp"

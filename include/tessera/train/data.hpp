@@ -75,6 +75,9 @@ class token_data {
       std::swap(perm_[static_cast<std::size_t>(i)], perm_[static_cast<std::size_t>(j)]);
     }
   }
+  /// Back to file order.
+  void unshuffle() { perm_.clear(); }
+  bool shuffled() const { return !perm_.empty(); }
   /// Window of batch k, item i (global), for batch size B.
   std::int64_t window(std::int64_t k, std::int64_t B, std::int64_t i) const {
     const std::int64_t w = (k * B + i) % windows_;

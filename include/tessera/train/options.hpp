@@ -20,7 +20,11 @@ struct train_options {
   int eval_batches = 8;
   std::string init_from, export_to, save_dir, resume_dir, log_json;
   std::string export_dtype = "f32";  ///< f32 or bf16
-  int save_every = 0;
+  int save_every = 0;    ///< 0 = only at the end
+  int stop_after = 0;    ///< 0 = run to --steps
+  int sample = 0;        ///< tokens to generate at the end
+  std::string prompt = "\n";
+  double temperature = 0.8;
   std::string backend;  ///< "" = default
   int threads = 0;      ///< 0 = cores / ranks on this node
   double peak_tflops = 0;
@@ -59,6 +63,23 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
   app.add_option("--export-dtype", o.export_dtype, "dtype of --export: f32 or bf16")
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--save", o.save_dir, "write sharded checkpoints under DIR (DIR/step_<8 digits>/)");
+  app.add_option("--save-every", o.save_every, "checkpoint every N steps (and after the last step); 0 = at the end only")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--resume", o.resume_dir,
+                 "continue from the newest complete checkpoint in DIR (any layout: it is resharded on load)");
+  app.add_option("--stop-after", o.stop_after,
+                 "stop once N steps (counted from step 0) are done, saving a checkpoint first with --save; "
+                 "--resume continues as if never stopped")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--sample", o.sample, "at the end, generate N tokens after --prompt and print them (rank 0)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--prompt", o.prompt, "text (bytes) that --sample continues")->capture_default_str();
+  app.add_option("--temperature", o.temperature, "sampling temperature of --sample (0 = greedy)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log-json", o.log_json, "write one JSON object per line to FILE");
   app.add_option("--backend", o.backend, "host or cuda (default: cuda if built with CUDA and a GPU exists)")
       ->check(CLI::IsMember({"host", "cuda"}));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tessera/core/bf16.hpp"
+#include "tessera/core/crc32.hpp"
 #include "tessera/core/error.hpp"
 
 namespace tessera {
@@ -186,8 +187,13 @@ inline void fsync_path(const std::string& path, bool directory = false) {
     ::close(fd);
   }
 }
-inline void write_safetensors(const std::string& path, const std::vector<st_entry>& entries,
-                              const std::map<std::string, std::string>& metadata = {}) {
+/// What was written: the file's size and its CRC-32 (checkpoint manifests record both).
+struct st_written {
+  std::uint64_t bytes = 0;
+  std::uint32_t crc32 = 0;
+};
+inline st_written write_safetensors(const std::string& path, const std::vector<st_entry>& entries,
+                                    const std::map<std::string, std::string>& metadata = {}) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   std::uint64_t off = 0;
@@ -198,6 +204,7 @@ inline void write_safetensors(const std::string& path, const std::vector<st_entr
   std::string header = h.dump();
   while ((8 + header.size()) % 8 != 0) header.push_back(' ');  // data aligned to 8 bytes, as HF writes it
   const std::string tmp = path + ".tmp";
+  st_written w;
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw usage_error(cat("safetensors file ", tmp, ": cannot open for writing"));
@@ -206,7 +213,13 @@ inline void write_safetensors(const std::string& path, const std::vector<st_entr
     for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
     f.write(reinterpret_cast<const char*>(b), 8);
     f.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (const auto& e : entries) f.write(reinterpret_cast<const char*>(e.bytes.data()), static_cast<std::streamsize>(e.bytes.size()));
+    w.crc32 = crc32(header.data(), header.size(), crc32(b, 8));
+    w.bytes = 8 + header.size();
+    for (const auto& e : entries) {
+      f.write(reinterpret_cast<const char*>(e.bytes.data()), static_cast<std::streamsize>(e.bytes.size()));
+      w.crc32 = crc32(e.bytes.data(), e.bytes.size(), w.crc32);
+      w.bytes += e.bytes.size();
+    }
     f.flush();
     if (!f) throw usage_error(cat("safetensors file ", tmp, ": write failed (disk full?)"));
   }
@@ -215,6 +228,7 @@ inline void write_safetensors(const std::string& path, const std::vector<st_entr
     throw usage_error(cat("safetensors file ", path, ": cannot rename ", tmp, " onto it"));
   const auto slash = path.find_last_of('/');
   fsync_path(slash == std::string::npos ? "." : path.substr(0, slash), true);
+  return w;
 }
 
 }  // namespace tessera

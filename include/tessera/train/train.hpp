@@ -14,6 +14,7 @@
 
 #include "tessera/comm/mpi.hpp"
 #include "tessera/ops/host/blas.hpp"
+#include "tessera/train/checkpoint.hpp"
 #include "tessera/train/data.hpp"
 #include "tessera/train/hf_io.hpp"
 #include "tessera/train/options.hpp"
@@ -47,29 +48,6 @@ inline double measure_peak_flops() {
   }
   return 2.0 * n * n * n / best;
 }
-inline nlohmann::json plan_json(const plan_desc& pd) {
-  const model_desc& m = pd.model;
-  nlohmann::json j;
-  j["model"] = {{"family", m.family_name()}, {"vocab", m.vocab}, {"seq", m.seq}, {"layers", m.layers},
-                {"hidden", m.hidden}, {"heads", m.heads}, {"kv_heads", m.kv_heads}, {"ffn", m.ffn},
-                {"norm", m.norm == norm::layernorm ? "layernorm" : "rmsnorm"},
-                {"mlp", m.mlp == mlp::gelu ? "gelu" : "swiglu"},
-                {"position", m.position == position::learned ? "learned" : "rope"},
-                {"tied_embeddings", m.tied_embeddings}, {"bias", m.bias}, {"norm_eps", m.norm_eps},
-                {"rope_theta", m.rope_theta}};
-  j["mesh"] = {{"dp", pd.dp}, {"pp", pd.pp}, {"tp", pd.tp}};
-  j["schedule"] = {{"kind", std::string(schedule_kind_name(pd.schedule.kind))},
-                   {"microbatches", pd.schedule.microbatches}, {"chunks", pd.schedule.chunks}};
-  std::vector<int> split;
-  for (int s = 0; s < pd.model_stages; ++s) split.push_back(pd.layers_of(s));
-  j["stage_layers"] = split;
-  j["zero"] = pd.policy.zero;
-  j["precision"] = pd.policy.precision == precision_kind::bf16 ? "bf16" : "fp32";
-  j["recompute"] = pd.policy.recompute == recompute_kind::full ? "full"
-                   : pd.policy.recompute == recompute_kind::selective ? "selective" : "none";
-  j["sequence_parallel"] = pd.policy.sequence_parallel;
-  return j;
-}
 }  // namespace train_detail
 
 template <class Plan, class T, int D>
@@ -84,10 +62,36 @@ int run_training(const plan_desc& pd, const train_options& o) {
   for (int i = 0; i < table::comm.size(pp_rank); ++i) program.push_back(table::comm.at(pp_rank, i));
 
   token_data data(o.data, pd.model.vocab, pd.model.seq);
-  if (o.shuffle) data.shuffle(o.seed);
+  bool shuffle = o.shuffle;
+  std::uint64_t shuffle_seed = o.seed;
+  if (shuffle) data.shuffle(shuffle_seed);
   trainer<T, D> tr(pd, std::move(program), o, mc, data);
   if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr.tensors(), tr.store());
-  tr.shard_optimizer_state();  // ZeRO: from the final initial parameters
+  const nlohmann::json plan = plan_to_json(pd);
+  int k0 = 0;
+  std::string resumed_from;
+  if (!o.resume_dir.empty()) {
+    const checkpoint_info ck = load_checkpoint(o.resume_dir, tr, plan, MPI_COMM_WORLD);
+    k0 = ck.step;
+    resumed_from = ck.path;
+    // the data loader continues where the checkpoint left it: batch k0, in the saved order
+    if (ck.data.contains("shuffle")) {
+      const bool sh = ck.data.at("shuffle").get<bool>();
+      const auto seed = ck.data.at("shuffle_seed").get<std::uint64_t>();
+      if (rank == 0 && (sh != o.shuffle || (sh && seed != o.seed)))
+        std::fprintf(stderr, "tessera: --resume: the data order of the checkpoint (%s) is kept\n",
+                     sh ? cat("shuffled with seed ", seed).c_str() : "in file order");
+      shuffle = sh;
+      shuffle_seed = seed;
+      if (sh) data.shuffle(seed);
+      else data.unshuffle();
+    }
+    if (rank == 0 && !o.quiet)
+      std::fprintf(stderr, "tessera: resumed from %s (step %d, saved by mesh %s, schedule %s, zero %d)\n",
+                   ck.path.c_str(), ck.step, ck.plan.at("mesh").dump().c_str(),
+                   ck.plan.at("schedule").at("kind").get<std::string>().c_str(), ck.plan.at("zero").get<int>());
+  }
+  tr.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
   auto do_export = [&] {
     if (!o.export_to.empty())
       export_hf(o.export_to, o.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd.model, tr.tensors(),
@@ -95,12 +99,12 @@ int run_training(const plan_desc& pd, const train_options& o) {
   };
 
   std::ofstream log;
-  if (rank == 0 && !o.log_json.empty()) {
-    log.open(o.log_json);
+  if (rank == 0 && !o.log_json.empty()) {  // a resumed run appends to its log
+    log.open(o.log_json, resumed_from.empty() ? std::ios::trunc : std::ios::app);
     if (!log) throw usage_error(cat("--log-json ", o.log_json, ": cannot open for writing"));
   }
   auto emit = [&](const nlohmann::json& j) {
-    if (log) log << j.dump() << '\n' << std::flush;
+    if (log) log << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n' << std::flush;
   };
   double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : (rank == 0 ? train_detail::measure_peak_flops() : 0.0);
   MPI_Bcast(&peak, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
@@ -109,13 +113,16 @@ int run_training(const plan_desc& pd, const train_options& o) {
   const int blas = openblas_get_parallel();
   std::int64_t state_bytes = tr.state_bytes(), max_state = 0;
   MPI_Allreduce(&state_bytes, &max_state, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-  emit({{"event", "start"}, {"plan", train_detail::plan_json(pd)}, {"params", pd.model.num_params()},
+  nlohmann::json start{{"event", "start"}, {"plan", plan}, {"params", pd.model.num_params()},
         {"world", world}, {"threads", omp_get_max_threads()},
         {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
-        {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step},
-        {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()}}},
+        {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step}, {"steps", o.steps},
+        {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()},
+                  {"shuffle", shuffle}}},
         {"peak_flops_per_rank", peak}, {"flops_per_token", fpt}, {"state_bytes_per_rank", state_bytes},
-        {"predicted_state_bytes_per_rank", tr.predicted_state_bytes()}});
+        {"predicted_state_bytes_per_rank", tr.predicted_state_bytes()}, {"start_step", k0}};
+  if (!resumed_from.empty()) start["resumed_from"] = resumed_from;
+  emit(start);
 
   if (o.eval_only) {
     const double l = tr.evaluate(0, o.eval_batches);
@@ -127,8 +134,29 @@ int run_training(const plan_desc& pd, const train_options& o) {
     do_export();
     return 0;
   }
+  // checkpoints: the loader's state is the next batch index (batches are a function of it, the batch
+  // size and the window order); parameters are initialised from the seed alone and nothing else draws
+  // random numbers during training, so the seed is the whole RNG state
+  int last_saved = resumed_from.empty() || o.save_dir != o.resume_dir ? -1 : k0;
+  auto save = [&](int step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const nlohmann::json extra{
+        {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()},
+                  {"seq", pd.model.seq}, {"batch", tr.global_batch()}, {"next_batch", step}, {"shuffle", shuffle},
+                  {"shuffle_seed", shuffle_seed}}},
+        {"rng", {{"seed", o.seed}, {"init", "counter-based (seed, tensor, element): layout independent"}}},
+        {"optimizer", {{"kind", "adamw"}, {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup", o.warmup}, {"steps", o.steps},
+                       {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
+                       {"grad_clip", o.grad_clip}}}};
+    const std::string where = save_checkpoint(o.save_dir, step, tr, plan, extra, MPI_COMM_WORLD);
+    last_saved = step;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    emit({{"event", "checkpoint"}, {"step", step}, {"path", where}, {"save_ms", ms}});
+    if (rank == 0 && !o.quiet) std::fprintf(stderr, "tessera: saved %s (%.0f ms)\n", where.c_str(), ms);
+  };
   const auto t_start = std::chrono::steady_clock::now();
-  for (int k = 0; k < o.steps; ++k) {
+  const int k_end = o.stop_after > 0 ? std::min(o.steps, o.stop_after) : o.steps;
+  for (int k = k0; k < k_end; ++k) {
     MPI_Barrier(MPI_COMM_WORLD);
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = tr.step(k);
@@ -142,15 +170,41 @@ int run_training(const plan_desc& pd, const train_options& o) {
                      {"state_bytes_per_rank", state_bytes}, {"peak_activation_bytes", peak_act}};
     if (r.skipped) j["skipped"] = "non-finite gradient";
     emit(j);
-    if (rank == 0 && !o.quiet && (k % o.log_every == 0 || k + 1 == o.steps)) {
+    if (rank == 0 && !o.quiet && (k % o.log_every == 0 || k + 1 == k_end)) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      const double eta = el / (k + 1) * (o.steps - k - 1);
+      const double eta = el / (k + 1 - k0) * (o.steps - k - 1);
       std::fprintf(stderr, "step %5d/%d | loss %.6f | grad_norm %.4f | lr %.3e | %.0f tok/s | MFU %.1f%% | ETA %.0fs%s\n",
                    k + 1, o.steps, r.loss, r.grad_norm, r.lr, tps, 100.0 * mfu, eta,
                    r.skipped ? " | skipped: non-finite gradient" : "");
     }
+    if (!o.save_dir.empty() && ((o.save_every > 0 && (k + 1) % o.save_every == 0) || k + 1 == k_end)) save(k + 1);
   }
+  if (k_end < o.steps && rank == 0 && !o.quiet)
+    std::fprintf(stderr, "tessera: stopped after step %d of %d (--stop-after)\n", std::max(k0, k_end), o.steps);
+  // a resumed run that trained nothing still writes its state under its own layout: a resharded copy
+  if (!o.save_dir.empty() && std::max(k0, k_end) > 0 && last_saved != std::max(k0, k_end)) save(std::max(k0, k_end));
   do_export();
+  if (o.sample > 0) {
+    std::vector<std::int32_t> prompt;
+    for (unsigned char c : o.prompt) {
+      if (c >= pd.model.vocab)
+        throw usage_error(cat("--prompt: byte ", int(c), " is outside the model's vocabulary (", pd.model.vocab, ")"));
+      prompt.push_back(c);
+    }
+    if (prompt.empty()) prompt.push_back(0);
+    const auto out = tr.generate(prompt, o.sample, o.temperature, o.seed);
+    if (rank == 0) {
+      std::string text;
+      const bool bytes = data.format() == "bytes";
+      for (std::size_t i = prompt.size(); i < out.size(); ++i)
+        text += bytes ? std::string(1, static_cast<char>(out[i])) : cat(i > prompt.size() ? " " : "", out[i]);
+      std::printf("--- sample (%d tokens, temperature %g) ---\n%s%s\n", o.sample, o.temperature, o.prompt.c_str(),
+                  text.c_str());
+      std::fflush(stdout);
+      emit({{"event", "sample"}, {"prompt", o.prompt}, {"tokens", std::vector<std::int32_t>(out.begin() + prompt.size(), out.end())},
+            {"text", bytes ? text : std::string()}});
+    }
+  }
   return 0;
 }
 

@@ -263,14 +263,16 @@ class trainer {
       }
       total += b.counts[static_cast<std::size_t>(me)];
     }
+    // the shard keeps this rank's part of the moments (zero, or loaded from a checkpoint) and masters
     m_shard_.assign(static_cast<std::size_t>(total), 0);
     v_shard_.assign(static_cast<std::size_t>(total), 0);
-    if constexpr (!std::is_same_v<T, G>) {
-      master_shard_.assign(static_cast<std::size_t>(total), 0);
-      for (const shard_piece& sp : shard_pieces_) {
-        const auto& s = store_.slots[sp.slot];
-        std::copy_n(s.master.data() + (sp.arena_off - s.grad_offset), sp.n, master_shard_.data() + sp.shard_off);
-      }
+    if constexpr (!std::is_same_v<T, G>) master_shard_.assign(static_cast<std::size_t>(total), 0);
+    for (const shard_piece& sp : shard_pieces_) {
+      const auto& s = store_.slots[sp.slot];
+      const std::int64_t at = sp.arena_off - s.grad_offset;
+      std::copy_n(s.m.data() + at, sp.n, m_shard_.data() + sp.shard_off);
+      std::copy_n(s.v.data() + at, sp.n, v_shard_.data() + sp.shard_off);
+      if constexpr (!std::is_same_v<T, G>) std::copy_n(s.master.data() + at, sp.n, master_shard_.data() + sp.shard_off);
     }
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (replicated_[i]) continue;
@@ -280,6 +282,48 @@ class trainer {
       std::vector<G>().swap(s.master);
     }
   }
+  // ---- checkpoints ------------------------------------------------------------------------------------
+  std::int64_t adam_step() const { return adam_step_; }
+  void set_adam_step(std::int64_t k) { adam_step_ = k; }
+  int dp_rank() const { return dp_rank_; }
+  /// Slot i's whole optimizer state (master is null without fp32 masters). Valid on dp rank 0 between
+  /// gather_state() and release_gathered_state(); on every rank before shard_optimizer_state().
+  struct state_view {
+    const G* m = nullptr;
+    const G* v = nullptr;
+    const G* master = nullptr;
+  };
+  /// ZeRO-1: assembles the moments (and masters) of the dp-synchronised slots on dp rank 0 from the dp
+  /// shards, bucket by bucket (collective over dp). Without ZeRO every slot holds its whole state already.
+  void gather_state() {
+    if (!zero1_ || shard_pieces_.empty()) return;
+    const std::size_t n = dp_rank_ == 0 ? store_.grad_arena.size() : 0;
+    auto gather = [&](const std::vector<G>& shard, std::vector<G>& full) {
+      full.assign(n, 0);
+      for (const bucket& b : buckets_)
+        MPI_Gatherv(shard.data() + b.shard_off, b.counts[static_cast<std::size_t>(dp_rank_)], grad_type(),
+                    dp_rank_ == 0 ? full.data() + b.offset : nullptr, b.counts.data(), b.displs.data(), grad_type(), 0,
+                    mc_.along(axes::dp).native());
+    };
+    gather(m_shard_, full_m_);
+    gather(v_shard_, full_v_);
+    if constexpr (!std::is_same_v<T, G>) gather(master_shard_, full_master_);
+  }
+  void release_gathered_state() {
+    std::vector<G>().swap(full_m_);
+    std::vector<G>().swap(full_v_);
+    std::vector<G>().swap(full_master_);
+  }
+  state_view slot_state(std::size_t i) const {
+    const auto& s = store_.slots[i];
+    if (zero1_ && !shard_pieces_.empty() && !replicated_[i]) {
+      if (full_m_.empty()) return {};
+      return {full_m_.data() + s.grad_offset, full_v_.data() + s.grad_offset,
+              full_master_.empty() ? nullptr : full_master_.data() + s.grad_offset};
+    }
+    return {s.m.data(), s.v.data(), s.master.empty() ? nullptr : s.master.data()};
+  }
+
   int global_batch() const { return B_; }
   /// Peak bytes of activations (saved for the backward, and in flight) held by this rank so far.
   std::int64_t peak_activation_bytes() const { return peak_activation_bytes_; }
@@ -407,17 +451,18 @@ class trainer {
     else return MPI_UINT16_T;  // bf16 activations travel as raw 16-bit words
   }
 
-  // ---- forward-only pass for evaluation: one microbatch at a time through the stages in order -------------
-  double forward_only(int k) {
-    load_batch(k);
+  // ---- forward-only passes (evaluation, sampling): one microbatch at a time through the stages in order -----
+  /// Runs microbatches [0, count) of the loaded batch forward; on_last(st) sees each one on the ranks
+  /// of its last stage. Returns this rank's summed token loss.
+  template <class F>
+  double forward_microbatches(int count, F&& on_last) {
     MPI_Comm pp = mc_.along(axes::pp).native();
     const std::int64_t n = d_.Rl * d_.C;
     double local = 0;
-    const int Mtot = pd_.schedule.microbatches;
     const bool chimera = pd_.schedule.kind == schedule_kind::chimera && pd_.pp > 1;
     const int S = chimera ? pd_.pp : num_stages(pd_.schedule);
     std::vector<T> carry;
-    for (int gm = 0; gm < Mtot; ++gm) {
+    for (int gm = 0; gm < count; ++gm) {
       for (int g = 0; g < S; ++g) {
         if (stage_rank(pd_.schedule, g) != pp_rank_) continue;
         chunk_t& c = chunk_at(g);
@@ -435,13 +480,80 @@ class trainer {
           }
         }
         c.forward(st);
-        if (c.last()) local += st.loss_sum;
-        else if (stage_rank(pd_.schedule, g + 1) == pp_rank_) carry = st.xs.back();
-        else MPI_Send(st.xs.back().data(), static_cast<int>(n), mpi_type_of(), stage_rank(pd_.schedule, g + 1), 7, pp);
+        if (c.last()) {
+          local += st.loss_sum;
+          on_last(st);
+        } else if (stage_rank(pd_.schedule, g + 1) == pp_rank_) {
+          carry = st.xs.back();
+        } else {
+          MPI_Send(st.xs.back().data(), static_cast<int>(n), mpi_type_of(), stage_rank(pd_.schedule, g + 1), 7, pp);
+        }
       }
     }
-    loss_local_ = local;
+    return local;
+  }
+  double forward_only(int k) {
+    load_batch(k);
+    loss_local_ = forward_microbatches(pd_.schedule.microbatches, [](mb_state<T>&) {});
     return global_loss();
+  }
+
+ public:
+  /// Appends n tokens to `seq`, each predicted from the last `seq` (model) tokens: greedy when temperature
+  /// is 0, else drawn from softmax(logits / temperature) by a generator seeded with `seed`. Every rank
+  /// calls it and gets the same tokens (the last stage's tp ranks gather the vocabulary slices of the
+  /// logits; the choice is made on one rank and all-reduced).
+  std::vector<std::int32_t> generate(std::vector<std::int32_t> seq, int n, double temperature, std::uint64_t seed) {
+    check(!seq.empty(), "generate: the prompt must hold at least one token");
+    std::uint64_t rng = init_detail::splitmix64(seed ^ 0x5a3b1e9d2c4f6a81ull);
+    const std::int64_t Tn = d_.T, V = d_.V;
+    std::vector<float> row, full;
+    for (int t = 0; t < n; ++t) {
+      const std::int64_t start = std::max<std::int64_t>(0, static_cast<std::int64_t>(seq.size()) - Tn);
+      const std::int64_t len = static_cast<std::int64_t>(seq.size()) - start;
+      for (std::size_t i = 0; i < inputs_.size(); ++i) {
+        const std::int64_t p = static_cast<std::int64_t>(i) % Tn;
+        inputs_[i] = p < len ? seq[static_cast<std::size_t>(start + p)] : 0;
+        targets_[i] = 0;
+      }
+      row.clear();
+      forward_microbatches(1, [&](mb_state<T>& st) {  // sequence 0 of microbatch 0, position len - 1
+        row.resize(static_cast<std::size_t>(V));
+        for (std::int64_t j = 0; j < V; ++j)
+          row[static_cast<std::size_t>(j)] = static_cast<float>(st.logits[static_cast<std::size_t>((len - 1) * V + j)]);
+      });
+      int tok = -1;
+      if (!row.empty()) {  // every tp rank of the last stage holds its vocabulary slice
+        full.assign(tp_rank_ == 0 ? static_cast<std::size_t>(V * pd_.tp) : 0, 0.0f);
+        MPI_Gather(row.data(), static_cast<int>(V), MPI_FLOAT, full.data(), static_cast<int>(V), MPI_FLOAT, 0,
+                   mc_.along(axes::tp).native());
+        if (tp_rank_ == 0 && dp_rank_ == 0) tok = pick_token(full, temperature, rng);
+      }
+      MPI_Allreduce(MPI_IN_PLACE, &tok, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      seq.push_back(tok);
+    }
+    return seq;
+  }
+
+ private:
+  int pick_token(const std::vector<float>& logits, double temperature, std::uint64_t& rng) const {
+    const int V = pd_.model.vocab;  // padded columns are never chosen
+    int best = 0;
+    for (int j = 1; j < V; ++j)
+      if (logits[static_cast<std::size_t>(j)] > logits[static_cast<std::size_t>(best)]) best = j;
+    if (temperature <= 0) return best;
+    std::vector<double> p(static_cast<std::size_t>(V));
+    double z = 0;
+    for (int j = 0; j < V; ++j)
+      z += p[static_cast<std::size_t>(j)] =
+          std::exp((logits[static_cast<std::size_t>(j)] - logits[static_cast<std::size_t>(best)]) / temperature);
+    rng = init_detail::splitmix64(rng);
+    double u = (static_cast<double>(rng >> 11) * (1.0 / 9007199254740992.0)) * z;
+    for (int j = 0; j < V; ++j) {
+      u -= p[static_cast<std::size_t>(j)];
+      if (u < 0) return j;
+    }
+    return best;
   }
   double global_loss() {
     double v = tp_rank_ == 0 ? loss_local_ : 0.0;
@@ -666,6 +778,7 @@ class trainer {
   bool zero1_ = false;  ///< ZeRO stage >= 1 with dp > 1: optimizer state sharded over dp
   std::vector<shard_piece> shard_pieces_;
   std::vector<G> m_shard_, v_shard_, master_shard_;
+  std::vector<G> full_m_, full_v_, full_master_;  ///< gather_state(): whole state on dp rank 0
   std::vector<std::vector<int>> launch_after_;
   std::vector<std::vector<std::pair<int, int>>> release_after_;
   std::vector<MPI_Request> pending_;

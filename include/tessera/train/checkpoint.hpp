@@ -1,0 +1,475 @@
+// tessera/train/checkpoint.hpp — sharded checkpoints that reshard on load (contract §3).
+//
+// Layout-free by construction: what is stored are the model's *global* tensors (params.hpp), each as
+// rectangular slices, so a checkpoint written by one layout can be read by any other.
+//
+//   DIR/step_<8 digits>/manifest.json           format, version, step, plan, data-loader and RNG state,
+//                                                every shard file's size and CRC-32, every tensor's
+//                                                global shape and which slice each shard file holds
+//   DIR/step_<8 digits>/shard_<world rank>.safetensors
+//
+// Writers: the ranks of dp coordinate 0. Each writes the slices it owns under the one-owner rule of the
+// gradient norm and of --export (tp rank 0 for tp-replicated slots, the first pipeline holder of a
+// shared stage), so every element of every tensor is stored exactly once. Three kinds per tensor, all
+// fp32: "param" (the fp32 master copy under bf16), "exp_avg", "exp_avg_sq" (AdamW moments; ZeRO-1's dp
+// shards are gathered to dp rank 0 bucket by bucket first). Vocabulary padding is never stored.
+//
+// Atomic: everything is written under DIR/.step_<8 digits>.tmp, each file fsynced, the manifest last,
+// then the directory is renamed into place and DIR fsynced. A crash mid-save leaves a .tmp directory
+// that --resume ignores (and the next save of that step replaces); older checkpoints are never touched.
+//
+// Resume: rank 0 takes the newest step directory with a manifest (directories without one are
+// incomplete saves and are skipped, with a note), checks that every shard file exists with the size
+// and CRC-32 the manifest records, and fails with the file's name otherwise — a damaged checkpoint is
+// never loaded, and never silently replaced by an older one. Every rank then fills its own slots
+// through their boxes from whichever slices intersect them (any dp/tp/pp, schedule, ZeRO stage).
+#pragma once
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tessera/core/crc32.hpp"
+#include "tessera/core/error.hpp"
+#include "tessera/model/params.hpp"
+#include "tessera/ops/math.hpp"
+#include "tessera/train/plan.hpp"
+#include "tessera/train/safetensors.hpp"
+
+namespace tessera {
+
+inline constexpr int checkpoint_version = 1;
+inline constexpr const char* checkpoint_format = "tessera-checkpoint";
+
+/// "step_00000042"
+inline std::string step_dir_name(int step) {
+  char b[32];
+  std::snprintf(b, sizeof b, "step_%08d", step);
+  return b;
+}
+
+/// The plan as JSON (the "plan" of the log's start line and of a manifest).
+inline nlohmann::json plan_to_json(const plan_desc& pd) {
+  const model_desc& m = pd.model;
+  nlohmann::json j;
+  j["model"] = {{"family", m.family_name()}, {"vocab", m.vocab}, {"seq", m.seq}, {"layers", m.layers},
+                {"hidden", m.hidden}, {"heads", m.heads}, {"kv_heads", m.kv_heads}, {"ffn", m.ffn},
+                {"norm", m.norm == norm::layernorm ? "layernorm" : "rmsnorm"},
+                {"mlp", m.mlp == mlp::gelu ? "gelu" : "swiglu"},
+                {"position", m.position == position::learned ? "learned" : "rope"},
+                {"tied_embeddings", m.tied_embeddings}, {"bias", m.bias}, {"norm_eps", m.norm_eps},
+                {"rope_theta", m.rope_theta}};
+  j["mesh"] = {{"dp", pd.dp}, {"pp", pd.pp}, {"tp", pd.tp}};
+  j["schedule"] = {{"kind", std::string(schedule_kind_name(pd.schedule.kind))},
+                   {"microbatches", pd.schedule.microbatches}, {"chunks", pd.schedule.chunks}};
+  std::vector<int> split;
+  for (int s = 0; s < pd.model_stages; ++s) split.push_back(pd.layers_of(s));
+  j["stage_layers"] = split;
+  j["zero"] = pd.policy.zero;
+  j["precision"] = pd.policy.precision == precision_kind::bf16 ? "bf16" : "fp32";
+  j["recompute"] = pd.policy.recompute == recompute_kind::full        ? "full"
+                   : pd.policy.recompute == recompute_kind::selective ? "selective"
+                                                                      : "none";
+  j["sequence_parallel"] = pd.policy.sequence_parallel;
+  return j;
+}
+
+/// What a loaded checkpoint says besides its tensors.
+struct checkpoint_info {
+  std::string path;             ///< DIR/step_XXXXXXXX
+  int step = 0;                 ///< optimizer steps completed
+  std::int64_t adam_step = 0;   ///< AdamW's step counter (skipped steps do not count)
+  nlohmann::json data;          ///< data-loader state
+  nlohmann::json plan;          ///< the plan that saved it
+};
+
+namespace ckpt_detail {
+inline constexpr const char* kinds[3] = {"param", "exp_avg", "exp_avg_sq"};
+
+/// Every rank throws the error of the lowest rank that has one (so all fail together, with one reason).
+inline void agree(const std::string& err, MPI_Comm world) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(world, &rank);
+  MPI_Comm_size(world, &size);
+  int first = err.empty() ? size : rank;
+  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, world);
+  if (first == size) return;
+  int len = rank == first ? static_cast<int>(err.size()) : 0;
+  MPI_Bcast(&len, 1, MPI_INT, first, world);
+  std::string msg = rank == first ? err : std::string(static_cast<std::size_t>(len), '\0');
+  MPI_Bcast(msg.data(), len, MPI_CHAR, first, world);
+  throw usage_error(msg);
+}
+inline std::string bcast_string(std::string s, MPI_Comm world) {
+  int len = static_cast<int>(s.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, world);
+  s.resize(static_cast<std::size_t>(len));
+  MPI_Bcast(s.data(), len, MPI_CHAR, 0, world);
+  return s;
+}
+/// Rows of global tensor g that are stored (vocabulary padding is not).
+inline std::int64_t stored_rows(const global_tensor& g) { return g.valid_rows >= 0 ? g.valid_rows : g.rows; }
+
+inline std::uint32_t file_crc32(const std::string& path, std::uint64_t& size) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<char> buf(1 << 20);
+  std::uint32_t c = 0;
+  size = 0;
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::size_t>(f.gcount());
+    c = crc32(buf.data(), got, c);
+    size += got;
+  }
+  return c;
+}
+inline void write_text_synced(const std::string& path, const std::string& text) {
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    if (!f) throw usage_error(cat(path, ": cannot open for writing"));
+    f << text;
+    f.flush();
+    if (!f) throw usage_error(cat(path, ": write failed (disk full?)"));
+  }
+  fsync_path(path);
+}
+}  // namespace ckpt_detail
+
+/// Writes DIR/step_<step>/ (collective over `world`). `extra` goes into the manifest as is (data-loader
+/// and RNG state). Throws usage_error on every rank if any rank fails; an older checkpoint is never touched.
+template <class Trainer>
+std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const nlohmann::json& plan,
+                            const nlohmann::json& extra, MPI_Comm world) {
+  namespace fs = std::filesystem;
+  using ckpt_detail::agree;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(world, &rank);
+  MPI_Comm_size(world, &size);
+  const std::string final_dir = dir + "/" + step_dir_name(step);
+  const std::string tmp = dir + "/." + step_dir_name(step) + ".tmp";
+  std::string err;
+  if (rank == 0) {
+    try {
+      fs::create_directories(dir);
+      fs::remove_all(tmp);  // a leftover of a crashed save of this step (never a checkpoint)
+      fs::create_directory(tmp);
+    } catch (const fs::filesystem_error& e) {
+      err = cat("--save ", dir, ": ", e.what());
+    }
+  }
+  agree(err, world);
+
+  tr.gather_state();
+  const auto& ps = tr.store();
+  const auto& mt = tr.tensors();
+  const auto& owns = tr.owners();
+  bool writer = false;
+  if (tr.dp_rank() == 0)
+    for (std::size_t i = 0; i < ps.slots.size(); ++i) writer = writer || owns[i];
+  nlohmann::json record;
+  if (writer) {
+    char fname[48];
+    std::snprintf(fname, sizeof fname, "shard_%05d.safetensors", rank);
+    const std::string file = fname;
+    std::vector<st_entry> entries;
+    nlohmann::json slices = nlohmann::json::array();
+    for (std::size_t i = 0; i < ps.slots.size(); ++i) {
+      if (!owns[i]) continue;
+      const auto& s = ps.slots[i];
+      const auto sv = tr.slot_state(i);
+      check(sv.m && sv.v, "tessera internal: optimizer state of ", s.layout.name, " not available for the checkpoint");
+      for (const box& b : s.layout.boxes) {
+        const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
+        const std::int64_t rows = std::min(b.rows, ckpt_detail::stored_rows(g) - b.g_row);
+        if (rows <= 0) continue;  // all padding
+        for (int k = 0; k < 3; ++k) {
+          st_entry e;
+          e.name = cat(ckpt_detail::kinds[k], "/", g.name, "@", b.g_row, ",", b.g_col);
+          e.dtype = st_dtype::f32;
+          e.shape = {rows, b.cols};
+          e.bytes.resize(static_cast<std::size_t>(rows * b.cols) * 4);
+          float* out = reinterpret_cast<float*>(e.bytes.data());
+          for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t c = 0; c < b.cols; ++c) {
+              const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
+              float x;
+              if (k == 0) x = sv.master ? static_cast<float>(sv.master[at]) : static_cast<float>(s.value[at]);
+              else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
+              out[r * b.cols + c] = x;
+            }
+          slices.push_back({{"tensor", g.name}, {"kind", ckpt_detail::kinds[k]}, {"file", file}, {"key", e.name},
+                            {"start", {b.g_row, b.g_col}}, {"shape", {rows, b.cols}}});
+          entries.push_back(std::move(e));
+        }
+      }
+    }
+    try {
+      const st_written w = write_safetensors(tmp + "/" + file, entries, {{"format", checkpoint_format}});
+      record = {{"file", file}, {"bytes", w.bytes}, {"crc32", w.crc32}, {"slices", std::move(slices)}};
+    } catch (const usage_error& e) {
+      err = cat("--save: ", e.what());
+    }
+  }
+  tr.release_gathered_state();
+  agree(err, world);
+
+  // every writer's record to rank 0
+  const std::string mine = writer ? record.dump() : std::string();
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, world);
+  std::string all;
+  if (rank == 0) {
+    int off = 0;
+    for (int r = 0; r < size; ++r) {
+      displs[static_cast<std::size_t>(r)] = off;
+      off += lens[static_cast<std::size_t>(r)];
+    }
+    all.resize(static_cast<std::size_t>(off));
+  }
+  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, world);
+
+  if (rank == 0) {
+    try {
+      nlohmann::ordered_json man;
+      man["format"] = checkpoint_format;
+      man["version"] = checkpoint_version;
+      man["step"] = step;
+      man["adam_step"] = tr.adam_step();
+      man["plan"] = plan;
+      man["world"] = size;
+      for (auto it = extra.begin(); it != extra.end(); ++it) man[it.key()] = *it;
+      nlohmann::ordered_json files = nlohmann::ordered_json::object(), tensors = nlohmann::ordered_json::object();
+      for (const auto& g : mt.tensors)
+        tensors[g.name] = {{"shape", {ckpt_detail::stored_rows(g), g.cols}}, {"dtype", "F32"},
+                           {"slices", nlohmann::ordered_json::array()}};
+      std::map<std::pair<std::string, std::string>, std::int64_t> covered;
+      for (int r = 0; r < size; ++r) {
+        const int n = lens[static_cast<std::size_t>(r)];
+        if (n == 0) continue;
+        const auto rec = nlohmann::json::parse(all.substr(static_cast<std::size_t>(displs[static_cast<std::size_t>(r)]),
+                                                          static_cast<std::size_t>(n)));
+        files[rec.at("file").get<std::string>()] = {{"bytes", rec.at("bytes")}, {"crc32", rec.at("crc32")}};
+        for (const auto& sl : rec.at("slices")) {
+          const std::string t = sl.at("tensor");
+          covered[{t, sl.at("kind")}] += sl.at("shape")[0].get<std::int64_t>() * sl.at("shape")[1].get<std::int64_t>();
+          nlohmann::ordered_json o = {{"kind", sl.at("kind")}, {"file", sl.at("file")}, {"key", sl.at("key")},
+                                      {"start", sl.at("start")}, {"shape", sl.at("shape")}};
+          tensors[t]["slices"].push_back(std::move(o));
+        }
+      }
+      for (const auto& g : mt.tensors)  // the one-owner rule stores every element exactly once
+        for (const char* k : ckpt_detail::kinds)
+          check(covered[{g.name, k}] == ckpt_detail::stored_rows(g) * g.cols, "tessera internal: checkpoint of ",
+                g.name, " (", k, ") holds ", covered[{g.name, k}], " elements, the tensor has ",
+                ckpt_detail::stored_rows(g) * g.cols);
+      man["files"] = std::move(files);
+      man["tensors"] = std::move(tensors);
+      ckpt_detail::write_text_synced(tmp + "/manifest.json", man.dump(1));
+      fsync_path(tmp, true);
+      if (fs::exists(final_dir)) {  // the same step saved before: replace it only now that the new one is whole
+        const std::string old = dir + "/." + step_dir_name(step) + ".old";
+        fs::remove_all(old);
+        fs::rename(final_dir, old);
+        fs::rename(tmp, final_dir);
+        fs::remove_all(old);
+      } else {
+        fs::rename(tmp, final_dir);
+      }
+      fsync_path(dir, true);
+    } catch (const usage_error& e) {
+      err = cat("--save: ", e.what());
+    } catch (const std::exception& e) {
+      err = cat("--save ", final_dir, ": ", e.what());
+    }
+  }
+  agree(err, world);
+  return final_dir;
+}
+
+/// Rank 0 finds the newest complete checkpoint under `dir` and validates every shard file (size and
+/// CRC-32); all ranks get its path and manifest text, or the same usage_error.
+inline std::pair<std::string, std::string> find_checkpoint(const std::string& dir, MPI_Comm world) {
+  namespace fs = std::filesystem;
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  std::string err, path, text;
+  if (rank == 0) {
+    try {
+      if (!fs::is_directory(dir)) throw usage_error(cat("--resume ", dir, ": no such directory"));
+      const std::regex step_rx("step_[0-9]{8}");
+      std::vector<std::string> steps;
+      for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_directory() && std::regex_match(e.path().filename().string(), step_rx))
+          steps.push_back(e.path().filename().string());
+      std::sort(steps.rbegin(), steps.rend());
+      std::string skipped;
+      for (const auto& s : steps) {
+        const std::string d = dir + "/" + s;
+        if (!fs::exists(d + "/manifest.json")) {
+          std::fprintf(stderr, "tessera: --resume: ignoring %s: no manifest.json (an incomplete save)\n", d.c_str());
+          skipped += cat(skipped.empty() ? "" : ", ", s, " has no manifest.json");
+          continue;
+        }
+        std::ifstream f(d + "/manifest.json", std::ios::binary);
+        text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+        nlohmann::json man;
+        try {
+          man = nlohmann::json::parse(text);
+        } catch (const std::exception& e) {
+          throw usage_error(cat("checkpoint ", d, "/manifest.json is damaged: not valid JSON (", e.what(), ")"));
+        }
+        try {
+          if (man.at("format").get<std::string>() != checkpoint_format)
+            throw usage_error(cat("checkpoint ", d, "/manifest.json: format \"", man.at("format").get<std::string>(),
+                                  "\" (expected \"", checkpoint_format, "\")"));
+          if (man.at("version").get<int>() != checkpoint_version)
+            throw usage_error(cat("checkpoint ", d, "/manifest.json: format version ", man.at("version").get<int>(),
+                                  " (this build reads version ", checkpoint_version, ")"));
+          for (auto it = man.at("files").begin(); it != man.at("files").end(); ++it) {
+            const std::string fp = d + "/" + it.key();
+            if (!fs::exists(fp))
+              throw usage_error(cat("checkpoint file ", fp, " is missing (listed in ", d, "/manifest.json)"));
+            std::uint64_t got = 0;
+            const std::uint32_t crc = ckpt_detail::file_crc32(fp, got);
+            const auto want_bytes = it->at("bytes").get<std::uint64_t>();
+            const auto want_crc = it->at("crc32").get<std::uint32_t>();
+            if (got != want_bytes)
+              throw usage_error(cat("checkpoint file ", fp, " has ", got, " bytes, the manifest says ", want_bytes,
+                                    " (truncated or damaged)"));
+            if (crc != want_crc) {
+              char b[96];
+              std::snprintf(b, sizeof b, "CRC-32 0x%08x, the manifest says 0x%08x", crc, want_crc);
+              throw usage_error(cat("checkpoint file ", fp, " is damaged: ", b));
+            }
+          }
+        } catch (const usage_error&) {
+          throw;
+        } catch (const std::exception& e) {
+          throw usage_error(cat("checkpoint ", d, "/manifest.json is malformed: ", e.what()));
+        }
+        path = d;
+        break;
+      }
+      if (path.empty())
+        throw usage_error(cat("--resume ", dir, ": no complete checkpoint (a step_<8 digits> directory with a manifest.json)",
+                              skipped.empty() ? "" : ": ", skipped));
+    } catch (const usage_error& e) {
+      err = e.what();
+    } catch (const std::exception& e) {
+      err = cat("--resume ", dir, ": ", e.what());
+    }
+  }
+  ckpt_detail::agree(err, world);
+  path = ckpt_detail::bcast_string(path, world);
+  text = ckpt_detail::bcast_string(text, world);
+  return {path, text};
+}
+
+/// Loads the newest complete checkpoint under `dir` into this rank's slots (every slot, whole optimizer
+/// state: call before the trainer shards it). Collective; throws usage_error on every rank on failure.
+template <class Trainer>
+checkpoint_info load_checkpoint(const std::string& dir, Trainer& tr, const nlohmann::json& plan, MPI_Comm world) {
+  const auto [path, text] = find_checkpoint(dir, world);
+  std::string err;
+  checkpoint_info info;
+  info.path = path;
+  try {
+    const auto man = nlohmann::json::parse(text);
+    const std::string mpath = path + "/manifest.json";
+    info.step = man.at("step").get<int>();
+    info.adam_step = man.at("adam_step").get<std::int64_t>();
+    info.plan = man.at("plan");
+    if (man.contains("data")) info.data = man.at("data");
+    // the model must be the same one; the layout may differ
+    const auto& want = plan.at("model");
+    const auto& have = man.at("plan").at("model");
+    for (auto it = want.begin(); it != want.end(); ++it)
+      if (!have.contains(it.key()) || have.at(it.key()) != *it)
+        throw usage_error(cat("checkpoint ", path, " holds a different model: ", it.key(), " = ",
+                              have.contains(it.key()) ? have.at(it.key()).dump() : std::string("(absent)"),
+                              ", this program's model has ", it->dump()));
+    auto& ps = tr.store();
+    const auto& mt = tr.tensors();
+    std::map<std::string, std::unique_ptr<safetensors_reader>> readers;
+    std::map<std::string, std::vector<double>> cache;
+    auto read = [&](const std::string& file, const std::string& key) -> const std::vector<double>& {
+      const std::string id = file + "\n" + key;
+      auto it = cache.find(id);
+      if (it != cache.end()) return it->second;
+      auto& rd = readers[file];
+      if (!rd) rd = std::make_unique<safetensors_reader>(path + "/" + file);
+      return cache.emplace(id, rd->read(key)).first->second;
+    };
+    using G = std::remove_cv_t<std::remove_pointer_t<decltype(tr.slot_state(0).m)>>;
+    for (std::size_t i = 0; i < ps.slots.size(); ++i) {
+      auto& s = ps.slots[i];
+      s.m.assign(static_cast<std::size_t>(s.numel()), 0);
+      s.v.assign(static_cast<std::size_t>(s.numel()), 0);
+      std::vector<G> param(static_cast<std::size_t>(s.numel()), 0);
+      for (const box& b : s.layout.boxes) {
+        const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
+        if (!man.at("tensors").contains(g.name))
+          throw usage_error(cat("checkpoint ", mpath, ": no tensor ", g.name));
+        const auto& te = man.at("tensors").at(g.name);
+        const auto shape = te.at("shape").get<std::vector<std::int64_t>>();
+        if (shape != std::vector<std::int64_t>{ckpt_detail::stored_rows(g), g.cols})
+          throw usage_error(cat("checkpoint ", mpath, ": tensor ", g.name, " has shape [", shape.at(0), ", ", shape.at(1),
+                                "], the model needs [", ckpt_detail::stored_rows(g), ", ", g.cols, "]"));
+        const std::int64_t r0 = b.g_row, r1 = std::min(b.g_row + b.rows, ckpt_detail::stored_rows(g));
+        const std::int64_t c0 = b.g_col, c1 = b.g_col + b.cols;
+        if (r1 <= r0) continue;  // padding only: stays zero
+        for (int k = 0; k < 3; ++k) {
+          std::int64_t filled = 0;
+          for (const auto& sl : te.at("slices")) {
+            if (sl.at("kind").get<std::string>() != ckpt_detail::kinds[k]) continue;
+            const auto st = sl.at("start").get<std::vector<std::int64_t>>();
+            const auto sh = sl.at("shape").get<std::vector<std::int64_t>>();
+            const std::int64_t lo_r = std::max(r0, st[0]), hi_r = std::min(r1, st[0] + sh[0]);
+            const std::int64_t lo_c = std::max(c0, st[1]), hi_c = std::min(c1, st[1] + sh[1]);
+            if (lo_r >= hi_r || lo_c >= hi_c) continue;
+            const std::string file = sl.at("file"), key = sl.at("key");
+            const auto& src = read(file, key);
+            if (static_cast<std::int64_t>(src.size()) != sh[0] * sh[1])
+              throw usage_error(cat("checkpoint file ", path, "/", file, ": tensor ", key, " holds ", src.size(),
+                                    " values, the manifest says ", sh[0], " x ", sh[1]));
+            for (std::int64_t r = lo_r; r < hi_r; ++r)
+              for (std::int64_t c = lo_c; c < hi_c; ++c) {
+                const double x = src[static_cast<std::size_t>((r - st[0]) * sh[1] + (c - st[1]))];
+                const std::size_t at =
+                    static_cast<std::size_t>((b.l_row + r - b.g_row) * s.layout.cols + b.l_col + c - b.g_col);
+                (k == 0 ? param : k == 1 ? s.m : s.v)[at] = static_cast<G>(x);
+              }
+            filled += (hi_r - lo_r) * (hi_c - lo_c);
+          }
+          if (filled != (r1 - r0) * (c1 - c0))
+            throw usage_error(cat("checkpoint ", mpath, ": the ", ckpt_detail::kinds[k], " slices of ", g.name,
+                                  " cover ", filled, " of the ", (r1 - r0) * (c1 - c0), " elements rows [", r0, ", ", r1,
+                                  ") x cols [", c0, ", ", c1, ") needs"));
+        }
+      }
+      using T = std::remove_cv_t<std::remove_reference_t<decltype(s.value[0])>>;
+      for (std::size_t j = 0; j < param.size(); ++j) s.value[j] = ops::store<T>(param[j]);
+      if (!s.master.empty()) s.master = std::move(param);
+    }
+    tr.set_adam_step(info.adam_step);
+  } catch (const usage_error& e) {
+    err = e.what();
+  } catch (const std::exception& e) {
+    err = cat("checkpoint ", path, "/manifest.json is malformed: ", e.what());
+  }
+  ckpt_detail::agree(err, world);
+  return info;
+}
+
+}  // namespace tessera
