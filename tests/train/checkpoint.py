@@ -7,12 +7,15 @@
             a copy under its own layout: every global tensor (parameters, both AdamW moments) assembled from
             the copy is bitwise equal to the one assembled from the original. Then it resumes and trains to
             --steps: losses within --tol of BASE's uninterrupted run.
+  kill      PLAN saving every step is killed (SIGKILL to the whole job) once --stop checkpoints exist, at
+            whatever point it is — mid-step or mid-save; resumed, it continues from the newest complete
+            checkpoint and every later loss is bitwise equal to the uninterrupted run's.
   damaged   a truncated shard, a flipped byte, a missing shard, a damaged manifest, no complete checkpoint,
             another model: each exits 2 with a message naming the file (or field), and no file changes; a
             newest step without a manifest (an interrupted save) is skipped for the one before it.
 
 Every manifest's CRC-32s are also checked here with Python's zlib (an independent implementation)."""
-import argparse, glob, hashlib, json, os, shutil, struct, subprocess, sys, zlib
+import argparse, glob, hashlib, json, os, shutil, signal, struct, subprocess, sys, time, zlib
 
 import numpy as np
 
@@ -20,7 +23,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--mpiexec", required=True)
 ap.add_argument("--exe", required=True)
 ap.add_argument("--other-exe", help="a program of another model (for the wrong-model case)")
-ap.add_argument("--mode", choices=["exact", "reshard", "damaged"], required=True)
+ap.add_argument("--mode", choices=["exact", "kill", "reshard", "damaged"], required=True)
 ap.add_argument("--plan", required=True, help="PLAN:NP")
 ap.add_argument("--to", default="", help="PLAN:NP,... (reshard)")
 ap.add_argument("--work", required=True)
@@ -123,6 +126,37 @@ if a.mode == "exact":
         fail(f"step {k}: loss {parts[k]['loss']!r} after resume vs {whole[k]['loss']!r} uninterrupted")
     print(f"{a.plan}: stopped at step {a.stop}, resumed: {len(whole)} steps, losses and grad norms bitwise equal "
           f"({len(whole) - len(diff)}/{len(whole)}); final loss {whole[max(whole)]['loss']:.6f}")
+
+elif a.mode == "kill":
+    ref_log, log = os.path.join(a.work, "whole.json"), os.path.join(a.work, "parts.json")
+    run(a.plan, "--log-json", ref_log)
+    ck = os.path.join(a.work, "ck")
+    plan, np_ = a.plan.split(":")
+    cmd = [a.mpiexec, "-np", np_, "--oversubscribe", a.exe, plan, "--quiet"] + targs + \
+          ["--steps", str(a.steps), "--save", ck, "--save-every", "1"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if os.path.isdir(ck) and len([d for d in os.listdir(ck) if d.startswith("step_")]) >= a.stop:
+            break
+        time.sleep(0.005)
+    if p.poll() is not None:
+        sys.exit(f"FAIL: the run ended (exit {p.returncode}) before it could be killed; use more --steps")
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    time.sleep(0.5)
+    done = sorted(d for d in os.listdir(ck) if d.startswith("step_"))
+    tmp = sorted(d for d in os.listdir(ck) if d.startswith("."))
+    run(a.plan, "--log-json", log, "--resume", ck)
+    whole, parts = steps(ref_log), steps(log)
+    first = min(parts)
+    if first < a.stop or max(parts) != a.steps - 1:
+        fail(f"resumed at step {first} (checkpoints {done}), logged up to {max(parts)}")
+    diff = [k for k in parts if any(whole[k][x] != parts[k][x] for x in ("loss", "grad_norm"))]
+    if diff:
+        fail(f"step {diff[0]}: loss {parts[diff[0]]['loss']!r} after the kill vs {whole[diff[0]]['loss']!r}")
+    print(f"{a.plan}: killed with {len(done)} checkpoints on disk{' and an interrupted save ' + str(tmp) if tmp else ''}; "
+          f"resumed at step {first}: steps {first}..{max(parts)} bitwise equal to the uninterrupted run")
 
 elif a.mode == "reshard":
     base_log = os.path.join(a.work, "base.json")

@@ -1,10 +1,16 @@
 // tessera/train/data.hpp — token files and the batch rules of contract §2.
 //
+// The file is memory-mapped, not read: the ranks of a node share its pages.
 // A file is an llm.c token shard when it starts with the magic 20240520 (256 int32 header: magic,
 // version 1, token count; then uint16 tokens), otherwise raw bytes (token = byte). With T = seq,
 // window w is tokens [w·T, w·T + T] (inputs the first T, targets shifted by one); W = ⌊(n − 1)/T⌋.
 // Batch k holds windows (k·B + i) mod W, i = 0…B−1 (through a seeded permutation with --shuffle).
 #pragma once
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -23,45 +29,72 @@ inline constexpr std::int32_t llmc_magic = 20240520;
 class token_data {
  public:
   token_data() = default;
-  /// Reads `path`; every token must be < vocab; windows of `seq` tokens.
+  token_data(const token_data&) = delete;
+  token_data& operator=(const token_data&) = delete;
+  ~token_data() {
+    if (map_ != nullptr) ::munmap(map_, map_bytes_);
+  }
+  /// Maps `path` read-only (the ranks of a node share its pages; nothing is copied: each dp rank touches
+  /// only the windows of its own slice of each batch); every token must be < vocab; windows of `seq`.
   token_data(const std::string& path, int vocab, int seq) : path_(path), seq_(seq) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw usage_error(cat("data file ", path, ": cannot open"));
-    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) throw usage_error(cat("data file ", path, ": cannot open"));
+    struct stat stt {};
+    if (::fstat(fd, &stt) != 0) {
+      ::close(fd);
+      throw usage_error(cat("data file ", path, ": cannot stat"));
+    }
+    map_bytes_ = static_cast<std::size_t>(stt.st_size);
+    if (map_bytes_ > 0) {
+      void* p = ::mmap(nullptr, map_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        throw usage_error(cat("data file ", path, ": cannot map ", map_bytes_, " bytes"));
+      }
+      map_ = static_cast<unsigned char*>(p);
+    }
+    ::close(fd);
+    const unsigned char* bytes = map_;
     std::int32_t head[3] = {0, 0, 0};
-    if (bytes.size() >= sizeof head) std::memcpy(head, bytes.data(), sizeof head);
-    if (bytes.size() >= 1024 && head[0] == llmc_magic) {
+    if (map_bytes_ >= sizeof head) std::memcpy(head, bytes, sizeof head);
+    if (map_bytes_ >= 1024 && head[0] == llmc_magic) {
       format_ = "llm.c";
       if (head[1] != 1)
         throw usage_error(cat("data file ", path, ": llm.c token shard version ", head[1], " (expected 1)"));
       const std::int64_t n = head[2];
       const std::int64_t expect = 1024 + 2 * n;
-      if (n < 0 || static_cast<std::int64_t>(bytes.size()) != expect)
+      if (n < 0 || static_cast<std::int64_t>(map_bytes_) != expect)
         throw usage_error(cat("data file ", path, ": llm.c header says ", n, " tokens (", expect,
-                              " bytes) but the file has ", bytes.size(), " bytes"));
-      tokens_.resize(static_cast<std::size_t>(n));
-      for (std::int64_t i = 0; i < n; ++i) {
-        std::uint16_t t;
-        std::memcpy(&t, bytes.data() + 1024 + 2 * i, 2);
-        tokens_[static_cast<std::size_t>(i)] = t;
-      }
+                              " bytes) but the file has ", map_bytes_, " bytes"));
+      n_ = n;
+      base_ = bytes + 1024;
+      width_ = 2;
     } else {
       format_ = "bytes";
-      tokens_.assign(bytes.begin(), bytes.end());
+      n_ = static_cast<std::int64_t>(map_bytes_);
+      base_ = bytes;
+      width_ = 1;
     }
-    for (std::size_t i = 0; i < tokens_.size(); ++i)
-      if (tokens_[i] >= vocab)
-        throw usage_error(cat("data file ", path, ": token ", tokens_[i], " at token offset ", i,
-                              " is outside the model's vocabulary (", vocab, ")"));
-    const std::int64_t n = static_cast<std::int64_t>(tokens_.size());
-    windows_ = n >= 1 ? (n - 1) / seq : 0;
+    if (!(width_ == 1 && vocab >= 256) && !(width_ == 2 && vocab >= 65536))  // else every token fits
+      for (std::int64_t i = 0; i < n_; ++i)
+        if (token(i) >= vocab)
+          throw usage_error(cat("data file ", path, ": token ", token(i), " at token offset ", i,
+                                " is outside the model's vocabulary (", vocab, ")"));
+    windows_ = n_ >= 1 ? (n_ - 1) / seq : 0;
     if (windows_ < 1)
-      throw usage_error(cat("data file ", path, ": ", n, " tokens is shorter than one window of seq + 1 = ", seq + 1,
+      throw usage_error(cat("data file ", path, ": ", n_, " tokens is shorter than one window of seq + 1 = ", seq + 1,
                             " tokens"));
   }
 
   std::int64_t windows() const { return windows_; }
-  std::int64_t tokens() const { return static_cast<std::int64_t>(tokens_.size()); }
+  std::int64_t tokens() const { return n_; }
+  /// Token i of the file.
+  std::int32_t token(std::int64_t i) const {
+    if (width_ == 1) return base_[i];
+    std::uint16_t t;
+    std::memcpy(&t, base_ + 2 * i, 2);
+    return t;
+  }
   const std::string& format() const { return format_; }
 
   /// Seeded permutation of the windows (Fisher–Yates over splitmix64).
@@ -88,16 +121,21 @@ class token_data {
             std::int32_t* targets) const {
     for (std::int64_t i = 0; i < count; ++i) {
       const std::int64_t w = window(k, B, i0 + i);
-      const std::int32_t* src = tokens_.data() + w * seq_;
-      std::copy(src, src + seq_, inputs + i * seq_);
-      std::copy(src + 1, src + seq_ + 1, targets + i * seq_);
+      for (std::int64_t t = 0; t < seq_; ++t) {
+        inputs[i * seq_ + t] = token(w * seq_ + t);
+        targets[i * seq_ + t] = token(w * seq_ + t + 1);
+      }
     }
   }
 
  private:
   std::string path_, format_;
   int seq_ = 1;
-  std::vector<std::int32_t> tokens_;
+  unsigned char* map_ = nullptr;
+  std::size_t map_bytes_ = 0;
+  const unsigned char* base_ = nullptr;
+  int width_ = 1;  ///< bytes per token
+  std::int64_t n_ = 0;
   std::vector<std::int64_t> perm_;
   std::int64_t windows_ = 0;
 };

@@ -38,7 +38,7 @@ inline double lr_at(const train_options& o, int k) {
 }
 
 /// Model FLOPs per token for a training step (forward + backward, no recompute): 6·N + 12·L·C·T,
-/// N = parameters without the (position) embeddings; docs/design.md states it.
+/// N = parameters that enter matrix products; docs/training.md §14 states it.
 inline double flops_per_token(const model_desc& m) {
   // the token embedding is a lookup, but the head (tied or not) is a V×C GEMM: count V·C once
   double n = static_cast<double>(m.num_params());
