@@ -4,6 +4,7 @@
 #   scripts/bench.sh ops [--quick] [--batch B]      host operators vs PyTorch CPU, GPT-2 small shapes
 #   scripts/bench.sh step [--rounds R] [--steps N] [--layouts dp2,pp2,tp2]
 #                                                   a GPT-2 124M training step vs PyTorch (alternating)
+#   scripts/bench.sh zero [--steps N]               peak resident memory per rank, ZeRO 0..3 on dp8, vs the formula
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
@@ -50,5 +51,12 @@ case "$what" in
     threads=${TESSERA_BENCH_THREADS:-2}
     /usr/bin/python3 "$TESSERA_ROOT/bench/step_compare.py" --exe "$TESSERA_BUILD/bench/bench_gpt2_step" \
       --data "$TESSERA_ROOT/data/corpus.txt" --threads "$threads" --markdown "$TESSERA_BUILD/bench_step.md" "$@" ;;
-  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops, step)" >&2; exit 2 ;;
+  zero)
+    shift
+    TESSERA_BUILD="${TESSERA_BENCH_BUILD:-$TESSERA_ROOT/build-bench}"
+    tessera_configure -DTESSERA_ENABLE_CUDA=OFF -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_EXAMPLES=OFF
+    cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_zero_memory
+    /usr/bin/python3 "$TESSERA_ROOT/bench/zero_memory.py" --exe "$TESSERA_BUILD/bench/bench_zero_memory" \
+      --data "$TESSERA_ROOT/data/corpus.txt" --markdown "$TESSERA_BUILD/bench_zero.md" "$@" ;;
+  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops, step, zero)" >&2; exit 2 ;;
 esac

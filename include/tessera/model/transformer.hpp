@@ -105,6 +105,17 @@ struct param_store {
   }
 };
 
+/// What a chunk tells its owner about parameter use, so that ZeRO-3 can gather a unit's parameters just
+/// before they are used and free them after, and ZeRO-2 can reduce-scatter a unit's gradients as soon as
+/// a microbatch's backward is done with them. A unit is the embedding (embed, pos), one layer, or the head
+/// (final norm, head); calls name the unit's slots. Empty functions (ZeRO 0 and 1): everything resident.
+struct param_hooks {
+  std::function<void(const std::vector<int>&, int)> acquire;  ///< values needed now (+1 forward, -1 backward)
+  std::function<void(const std::vector<int>&)> release;       ///< values no longer needed
+  std::function<void(const std::vector<int>&)> grad_begin;    ///< gradients about to be accumulated
+  std::function<void(const std::vector<int>&)> grad_end;      ///< this microbatch's contribution is complete
+};
+
 /// Sizes every chunk of a rank shares.
 struct chunk_dims {
   std::int64_t b = 1;      ///< sequences per microbatch (per dp rank)
@@ -210,7 +221,20 @@ class chunk {
                                 : ps.get_or_add(row_shards(mt, "head", {"head"}, t, k));
     }
     if (m.position == position::rope) rope_ = ops::rope_table<A>(m.seq, D, m.rope_theta);
+    auto ids = [](std::initializer_list<int> l) {
+      std::vector<int> v;
+      for (int x : l)
+        if (x >= 0) v.push_back(x);
+      return v;
+    };
+    in_slots_ = ids({embed_, pos_});
+    out_slots_ = ids({normf_w_, normf_b_, head_});
+    for (const auto& L : layers_)
+      layer_ids_.push_back(ids({L.norm1_w, L.norm1_b, L.qkv_w, L.qkv_b, L.o_w, L.o_b, L.norm2_w, L.norm2_b, L.up_w,
+                                L.up_b, L.down_w, L.down_b}));
   }
+  /// Hooks for ZeRO-2/3 (null: parameters and gradients always resident).
+  void set_hooks(const param_hooks* h) { hooks_ = h; }
 
   int stage() const { return stage_; }
   bool first() const { return first_; }
@@ -224,12 +248,22 @@ class chunk {
     st.xs.resize(layers_.size() + 1);
     for (auto& x : st.xs) resize(x, n_act);
     st.layers.resize(layers_.size());
-    if (first_) embed_forward(st);
+    if (first_) {
+      unit_acquire(in_slots_, +1);
+      embed_forward(st);
+      unit_release(in_slots_);
+    }
     for (std::size_t i = 0; i < layers_.size(); ++i) {
+      unit_acquire(layer_ids_[i], +1);
       layer_forward(layers_[i], st.layers[i], st.xs[i], st.xs[i + 1]);
+      unit_release(layer_ids_[i]);
       drop_recomputed(st.layers[i]);
     }
-    if (last_) head_forward(st);
+    if (last_) {
+      unit_acquire(out_slots_, +1);
+      head_forward(st);
+      unit_release(out_slots_);
+    }
   }
 
   /// Backward: with `split`, only input gradients now and the weight-gradient GEMMs queued in
@@ -238,18 +272,34 @@ class chunk {
   void backward(mb_state<T>& st, bool split, G loss_scale) {
     std::vector<T> cur;  // gradient flowing down the residual stream
     resize(cur, act_numel());
-    if (last_) head_backward(st, split, loss_scale, cur);
-    else std::copy(st.dy.begin(), st.dy.end(), cur.begin());
+    if (last_) {
+      unit_acquire(out_slots_, -1);
+      unit_grad_begin(out_slots_);
+      head_backward(st, split, loss_scale, cur);
+      unit_release(out_slots_);
+      unit_grad_end(out_slots_, split, st.deferred);
+    } else {
+      std::copy(st.dy.begin(), st.dy.end(), cur.begin());
+    }
     std::vector<T> nxt;
     resize(nxt, act_numel());
     for (std::size_t i = layers_.size(); i-- > 0;) {
+      unit_acquire(layer_ids_[i], -1);
+      unit_grad_begin(layer_ids_[i]);
       recompute(layers_[i], st.layers[i], st.xs[i]);
       layer_backward(layers_[i], st.layers[i], st.xs[i], cur, nxt, split, st.deferred);
+      unit_release(layer_ids_[i]);
+      unit_grad_end(layer_ids_[i], split, st.deferred);
       if (!split) drop_after_backward(st.layers[i]);
       std::swap(cur, nxt);
     }
-    if (first_) embed_backward(st, cur);
-    else st.dx = std::move(cur);
+    if (first_) {  // the embedding's backward reads no parameter
+      unit_grad_begin(in_slots_);
+      embed_backward(st, cur);
+      unit_grad_end(in_slots_, false, st.deferred);
+    } else {
+      st.dx = std::move(cur);
+    }
   }
   void weight_backward(mb_state<T>& st) {
     for (auto& f : st.deferred) f();
@@ -258,6 +308,21 @@ class chunk {
   }
 
  private:
+  void unit_acquire(const std::vector<int>& ids, int dir) {
+    if (hooks_ && hooks_->acquire) hooks_->acquire(ids, dir);
+  }
+  void unit_release(const std::vector<int>& ids) {
+    if (hooks_ && hooks_->release) hooks_->release(ids);
+  }
+  void unit_grad_begin(const std::vector<int>& ids) {
+    if (hooks_ && hooks_->grad_begin) hooks_->grad_begin(ids);
+  }
+  /// After a unit's backward: now, or (split backward) after its queued weight-gradient passes.
+  void unit_grad_end(const std::vector<int>& ids, bool split, std::vector<std::function<void()>>& deferred) {
+    if (!hooks_ || !hooks_->grad_end) return;
+    if (split) deferred.emplace_back([h = hooks_, ids] { h->grad_end(ids); });
+    else hooks_->grad_end(ids);
+  }
   param_slot<T>& P(int i) { return ps_.slots[static_cast<std::size_t>(i)]; }
   const T* W(int i) { return i < 0 ? nullptr : P(i).value.data(); }
   G* dW(int i) { return i < 0 ? nullptr : P(i).grad.data(); }
@@ -552,8 +617,12 @@ class chunk {
   bool first_, last_;
   int embed_ = -1, pos_ = -1, normf_w_ = -1, normf_b_ = -1, head_ = -1;
   std::vector<layer_slots> layers_;
+  std::vector<int> in_slots_, out_slots_;
+  std::vector<std::vector<int>> layer_ids_;
+  const param_hooks* hooks_ = nullptr;
   ops::rope_table<A> rope_;
   std::vector<T> tmp_R_, tmp_l_, recompute_out_;
 };
 
 }  // namespace tessera
+

@@ -83,9 +83,12 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
 
 /// Writes the model's parameters under HF names to `path` (rank 0 writes; every rank must call).
 /// owns[i]: this rank is the one owner of slot i's elements.
+/// masters[i], when given, is slot i's fp32 master copy (bf16 training with the optimizer state sharded
+/// keeps it outside the slot); else the slot's own.
 template <class T>
 void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, const model_tensors& mt,
-               const param_store<T>& ps, const std::vector<bool>& owns, MPI_Comm world) {
+               const param_store<T>& ps, const std::vector<bool>& owns, MPI_Comm world,
+               const std::vector<const ops::grad_t<T>*>& masters = {}) {
   check(dtype == st_dtype::f32 || dtype == st_dtype::bf16, "--export: dtype must be F32 or BF16");
   int rank = 0;
   MPI_Comm_rank(world, &rank);
@@ -107,9 +110,9 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
             for (std::int64_t c = 0; c < b.cols; ++c) {
               const std::int64_t k = hf_index(h, p, b.g_row + r, b.g_col + c);
               const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
+              const ops::grad_t<T>* master = !masters.empty() ? masters[si] : s.master.empty() ? nullptr : s.master.data();
               if (k >= 0)  // the fp32 master copy where there is one (bf16 training), else the value
-                buf[static_cast<std::size_t>(k)] =
-                    s.master.empty() ? static_cast<float>(s.value[at]) : static_cast<float>(s.master[at]);
+                buf[static_cast<std::size_t>(k)] = master ? static_cast<float>(master[at]) : static_cast<float>(s.value[at]);
             }
         }
       }

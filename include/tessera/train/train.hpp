@@ -48,6 +48,20 @@ inline double measure_peak_flops() {
   }
   return 2.0 * n * n * n / best;
 }
+/// Peak resident memory of this process (VmHWM) in bytes, 0 where unknown.
+inline std::int64_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+/// Restarts the peak at the current resident size (Linux: /proc/self/clear_refs, "5"), so that the peak
+/// measured is that of training, not of set-up (which may hold whole buffers before ZeRO shards them).
+inline void reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (f) f << "5";
+}
 }  // namespace train_detail
 
 template <class Plan, class T, int D>
@@ -93,9 +107,13 @@ int run_training(const plan_desc& pd, const train_options& o) {
   }
   tr.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
   auto do_export = [&] {
-    if (!o.export_to.empty())
-      export_hf(o.export_to, o.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd.model, tr.tensors(),
-                tr.store(), tr.owners(), MPI_COMM_WORLD);
+    if (o.export_to.empty()) return;
+    tr.gather_state();  // ZeRO: whole masters on dp rank 0 (the exporting owners); ZeRO-3: whole parameters
+    std::vector<const ops::grad_t<T>*> masters;
+    for (std::size_t i = 0; i < tr.store().slots.size(); ++i) masters.push_back(tr.slot_state(i).master);
+    export_hf(o.export_to, o.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd.model, tr.tensors(),
+              tr.store(), tr.owners(), MPI_COMM_WORLD, masters);
+    tr.release_gathered_state();
   };
 
   std::ofstream log;
@@ -154,6 +172,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
     emit({{"event", "checkpoint"}, {"step", step}, {"path", where}, {"save_ms", ms}});
     if (rank == 0 && !o.quiet) std::fprintf(stderr, "tessera: saved %s (%.0f ms)\n", where.c_str(), ms);
   };
+  train_detail::reset_peak_rss();
   const auto t_start = std::chrono::steady_clock::now();
   const int k_end = o.stop_after > 0 ? std::min(o.steps, o.stop_after) : o.steps;
   for (int k = k0; k < k_end; ++k) {
@@ -164,10 +183,13 @@ int run_training(const plan_desc& pd, const train_options& o) {
     const double tps = tokens_per_step / (ms / 1000.0);
     std::int64_t peak_act = tr.peak_activation_bytes();  // the largest over the ranks
     MPI_Allreduce(MPI_IN_PLACE, &peak_act, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    std::int64_t peak_rss = train_detail::peak_rss_bytes();  // since training started, the largest rank's
+    MPI_Allreduce(MPI_IN_PLACE, &peak_rss, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
     const double mfu = peak > 0 ? fpt * tps / (peak * world) : 0.0;
     nlohmann::json j{{"step", k}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
                      {"tokens", tokens_per_step * (k + 1)}, {"step_ms", ms}, {"tokens_per_s", tps}, {"mfu", mfu},
-                     {"state_bytes_per_rank", state_bytes}, {"peak_activation_bytes", peak_act}};
+                     {"state_bytes_per_rank", state_bytes}, {"peak_activation_bytes", peak_act},
+                     {"peak_rss_bytes", peak_rss}};
     if (r.skipped) j["skipped"] = "non-finite gradient";
     emit(j);
     if (rank == 0 && !o.quiet && (k % o.log_every == 0 || k + 1 == k_end)) {
@@ -239,10 +261,7 @@ int train(int argc, char** argv) {
       std::fprintf(stderr, "tessera: note: OpenBLAS is its pthreads build, whose threads compete with OpenMP's; the "
                            "OpenMP build (Debian: libopenblas0-openmp, scripts/deps.sh selects it) is faster\n");
     // Policies the host trainer does not carry out yet are refused, never silently ignored.
-    if constexpr (pd.policy.zero >= 2) {
-      throw usage_error(cat("ts::zero<", pd.policy.zero, ">: ZeRO stages 2 and 3 are not available in this version "
-                            "of the trainer; use ts::zero<1> (optimizer state sharded) or ts::zero<0>"));
-    } else if constexpr (pd.policy.precision == precision_kind::bf16) {
+    if constexpr (pd.policy.precision == precision_kind::bf16) {
       return run_training<Plan, bf16, Plan::model::head_dim>(pd, o);
     } else {
       return run_training<Plan, float, Plan::model::head_dim>(pd, o);

@@ -85,6 +85,8 @@ class trainer {
     d_.Rl = d_.sp ? d_.R / pd.tp : d_.R;
     d_.recompute = pd.policy.recompute;
     zero1_ = pd.policy.zero >= 1 && pd.dp > 1;
+    zero2_ = pd.policy.zero >= 2 && pd.dp > 1;
+    zero3_ = pd.policy.zero >= 3 && pd.dp > 1;
     d_.C = m.hidden;
     d_.D = D;
     d_.Hq = m.heads / pd.tp;
@@ -119,6 +121,7 @@ class trainer {
       }
       order.insert(order.end(), tail.begin(), tail.end());
       store_.finalise(order);
+      arena_n_ = static_cast<std::int64_t>(store_.grad_arena.size());
     }
     // bf16 storage: fp32 master weights (the optimizer updates them; the bf16 values are their rounding)
     if constexpr (!std::is_same_v<T, G>)
@@ -146,7 +149,12 @@ class trainer {
   };
 
   step_result step(int k) {
-    store_.zero_grads();
+    if (zero2_) {  // gradients live in the shard (and, for replicated slots, their own buffer) between microbatches
+      std::fill(g_shard_.begin(), g_shard_.end(), G(0));
+      std::fill(rep_grads_.begin(), rep_grads_.end(), G(0));
+    } else {
+      store_.zero_grads();
+    }
     load_batch(k);
     loss_local_ = 0;
     pending_.clear();
@@ -168,8 +176,7 @@ class trainer {
       if (counts_in_norm_[i]) sq += sum_sq(store_.slots[i].grad.data(), store_.slots[i].numel());
     }
     for (const shard_piece& p : shard_pieces_)  // ZeRO: every dp rank counts its own shard
-      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank_ == 0)
-        sq += sum_sq(store_.grad_arena.data() + p.arena_off, p.n);
+      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank_ == 0) sq += sum_sq(shard_grad(p), p.n);
     MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     r.grad_norm = std::sqrt(sq);
     r.lr = lr_at(o_, k);
@@ -201,16 +208,19 @@ class trainer {
     }
     if (zero1_) {
       // ZeRO-1: each dp rank updates its shard (reduced gradients, moments, masters of its elements only) ...
+      if (zero3_) drain_prefetch();  // nothing may still be gathering the shards being updated
       for (const shard_piece& sp : shard_pieces_) {
-        G* g = store_.grad_arena.data() + sp.arena_off;
+        G* g = shard_grad(sp);
         scale(g, sp.n);
-        ops::adamw_step(host_system{}, store_.value_arena.data() + sp.arena_off,
+        ops::adamw_step(host_system{}, zero3_ ? p_shard_.data() + sp.shard_off : store_.value_arena.data() + sp.arena_off,
                         master_shard_.empty() ? static_cast<G*>(nullptr) : master_shard_.data() + sp.shard_off, g,
                         m_shard_.data() + sp.shard_off, v_shard_.data() + sp.shard_off, sp.n, p,
                         store_.slots[sp.slot].layout.decay);
       }
-      // ... and the updated parameters are all-gathered over dp, bucket by bucket
+      // ... and the updated parameters are all-gathered over dp, bucket by bucket (ZeRO-3: layer by layer,
+      // when they are next used)
       for (const bucket& b : buckets_) {
+        if (zero3_) break;
         MPI_Request rq;
         MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, store_.value_arena.data() + b.offset, b.counts.data(),
                         b.displs.data(), mpi_type_of(), mc_.along(axes::dp).native(), &rq);
@@ -225,21 +235,27 @@ class trainer {
   /// Bytes of parameters, gradients and optimizer state (moments, fp32 masters) this rank holds.
   std::int64_t state_bytes() const {
     std::int64_t b = 0;
-    for (const auto& s : store_.slots)
-      b += s.numel() * static_cast<std::int64_t>(sizeof(T) + sizeof(G)) +
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      const auto& s = store_.slots[i];
+      const bool sharded = !replicated_[i] && !shard_pieces_.empty();
+      b += s.numel() * static_cast<std::int64_t>((zero3_ && sharded ? 0 : sizeof(T)) + (zero2_ && sharded ? 0 : sizeof(G))) +
            static_cast<std::int64_t>((s.m.size() + s.v.size() + s.master.size()) * sizeof(G));
-    b += static_cast<std::int64_t>((m_shard_.size() + v_shard_.size() + master_shard_.size()) * sizeof(G));
+    }
+    b += static_cast<std::int64_t>((m_shard_.size() + v_shard_.size() + master_shard_.size() + g_shard_.size()) * sizeof(G));
+    b += static_cast<std::int64_t>(p_shard_.size() * sizeof(T));
     return b;
   }
 
-  /// The ZeRO formula for this rank's parameters: bytes per parameter of value + gradient (always whole)
-  /// and moments + fp32 masters (divided over dp at stage >= 1), times the parameters the rank holds.
+  /// The ZeRO formula for this rank's parameters: bytes per parameter of moments + fp32 masters (divided
+  /// over dp at stage >= 1), gradients (at stage >= 2) and values (at stage 3), times the parameters the
+  /// rank holds; slots shared by several pipeline ranks are never divided.
   double predicted_state_bytes() const {
     const double value = sizeof(T), grad = sizeof(G), state = 2.0 * sizeof(G) + (std::is_same_v<T, G> ? 0 : sizeof(G));
     double b = 0;
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       const double n = static_cast<double>(store_.slots[i].numel());
-      b += n * (value + grad + state / ((zero1_ && !replicated_[i]) ? pd_.dp : 1));
+      const double split = replicated_[i] ? 1.0 : pd_.dp;
+      b += n * (value / (zero3_ ? split : 1.0) + grad / (zero2_ ? split : 1.0) + state / (zero1_ ? split : 1.0));
     }
     return b;
   }
@@ -281,6 +297,7 @@ class trainer {
       std::vector<G>().swap(s.v);
       std::vector<G>().swap(s.master);
     }
+    if (zero2_) shard_gradients_and_values(total);
   }
   // ---- checkpoints ------------------------------------------------------------------------------------
   std::int64_t adam_step() const { return adam_step_; }
@@ -296,8 +313,9 @@ class trainer {
   /// ZeRO-1: assembles the moments (and masters) of the dp-synchronised slots on dp rank 0 from the dp
   /// shards, bucket by bucket (collective over dp). Without ZeRO every slot holds its whole state already.
   void gather_state() {
+    materialise_values();
     if (!zero1_ || shard_pieces_.empty()) return;
-    const std::size_t n = dp_rank_ == 0 ? store_.grad_arena.size() : 0;
+    const std::size_t n = dp_rank_ == 0 ? static_cast<std::size_t>(arena_n_) : 0;
     auto gather = [&](const std::vector<G>& shard, std::vector<G>& full) {
       full.assign(n, 0);
       for (const bucket& b : buckets_)
@@ -310,6 +328,7 @@ class trainer {
     if constexpr (!std::is_same_v<T, G>) gather(master_shard_, full_master_);
   }
   void release_gathered_state() {
+    drop_values();
     std::vector<G>().swap(full_m_);
     std::vector<G>().swap(full_v_);
     std::vector<G>().swap(full_master_);
@@ -662,14 +681,27 @@ class trainer {
     std::sort(order.begin(), order.end(),
               [&](std::size_t a, std::size_t b) { return store_.slots[a].grad_offset < store_.slots[b].grad_offset; });
     const std::int64_t cap = std::max<std::int64_t>(1, static_cast<std::int64_t>(o_.bucket_mb * 1024 * 1024 / sizeof(G)));
+    std::string prev_unit;
     for (std::size_t i : order) {
-      if (buckets_.empty() || buckets_.back().count >= cap) {
+      // ZeRO-2/3 reduce and gather unit by unit (the embedding, each layer, the head): one bucket per unit
+      const std::string unit = zero2_ ? unit_of(store_.slots[i].layout.name) : std::string();
+      if (buckets_.empty() || (zero2_ ? unit != prev_unit : buckets_.back().count >= cap)) {
         buckets_.emplace_back();
         buckets_.back().offset = store_.slots[i].grad_offset;
       }
       buckets_.back().slots.push_back(i);
       buckets_.back().count += store_.slots[i].numel();
+      prev_unit = unit;
     }
+    if (buckets_.empty()) zero1_ = zero2_ = zero3_ = false;  // every slot shared by pipeline ranks: nothing to shard
+    bucket_of_slot_.assign(n, -1);
+    for (std::size_t bi = 0; bi < buckets_.size(); ++bi)
+      for (std::size_t i : buckets_[bi].slots) bucket_of_slot_[i] = static_cast<int>(bi);
+    chunk_of_bucket_.assign(buckets_.size(), -1);
+    for (std::size_t c = 0; c < chunks_.size(); ++c)
+      for (std::size_t i : slots_of_chunk(c))
+        if (bucket_of_slot_[i] >= 0 && chunk_of_bucket_[static_cast<std::size_t>(bucket_of_slot_[i])] < 0)
+          chunk_of_bucket_[static_cast<std::size_t>(bucket_of_slot_[i])] = static_cast<int>(c);
     for (bucket& b : buckets_) {  // ZeRO: near-equal contiguous parts, dp rank order
       b.counts.assign(static_cast<std::size_t>(pd_.dp), 0);
       b.displs.assign(static_cast<std::size_t>(pd_.dp), 0);
@@ -712,6 +744,7 @@ class trainer {
   void launch_sync(int bi) {
     if (launched_[static_cast<std::size_t>(bi)]) return;
     launched_[static_cast<std::size_t>(bi)] = true;
+    if (zero2_) return;  // reduced microbatch by microbatch in grad_end
     const bucket& b = buckets_[static_cast<std::size_t>(bi)];
     for (std::size_t i : b.slots) tp_reduce_if_needed(i);
     if (pd_.dp == 1) return;
@@ -734,7 +767,7 @@ class trainer {
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) launch_sync(static_cast<int>(bi));
     if (!pending_.empty()) MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
     pending_.clear();
-    if (zero1_)  // the in-place reduce-scatter left this rank's part at the bucket's start: put it in its place
+    if (zero1_ && !zero2_)  // the in-place reduce-scatter left this rank's part at the bucket's start: move it
       for (const bucket& b : buckets_) {
         G* p = store_.grad_arena.data() + b.offset;
         const int me = dp_rank_;
@@ -748,6 +781,170 @@ class trainer {
       MPI_Allreduce(MPI_IN_PLACE, s.grad.data(), static_cast<int>(s.grad.size()), grad_type(), MPI_SUM,
                     replica_comms_.at(replica_of_.at(i)).native());
     }
+  }
+
+  // ---- ZeRO-2/3 ---------------------------------------------------------------------------------------
+  /// The unit of a slot: "in" (embedding, positions), "layers.<i>", or "out" (final norm, head).
+  static std::string unit_of(const std::string& name) {
+    if (name == "embed" || name == "pos") return "in";
+    if (name.rfind("layers.", 0) == 0) return name.substr(0, name.find('.', 7));
+    return "out";
+  }
+  G* shard_grad(const shard_piece& p) {
+    return zero2_ ? g_shard_.data() + p.shard_off : store_.grad_arena.data() + p.arena_off;
+  }
+  template <class E>
+  static void bind(buffer_view<E>& v, E* p, std::int64_t n) {
+    v = {p, p ? static_cast<std::size_t>(n) : 0};
+  }
+  /// ZeRO-2/3 set-up, once the optimizer state is sharded: gradients of the dp-synchronised slots live
+  /// only as this rank's shard (and as a unit's transient buffer during a microbatch's backward); with
+  /// ZeRO-3 their parameters too. Slots shared by pipeline ranks keep whole buffers of their own.
+  void shard_gradients_and_values(std::int64_t total) {
+    g_shard_.assign(static_cast<std::size_t>(total), G(0));
+    std::int64_t nrep = 0;
+    for (std::size_t i = 0; i < store_.slots.size(); ++i)
+      if (replicated_[i]) nrep += store_.slots[i].numel();
+    rep_grads_.assign(static_cast<std::size_t>(nrep), G(0));
+    if (zero3_) {
+      rep_values_.resize(static_cast<std::size_t>(nrep));
+      p_shard_.resize(static_cast<std::size_t>(total));
+      for (const shard_piece& sp : shard_pieces_)
+        std::copy_n(store_.value_arena.data() + sp.arena_off, sp.n, p_shard_.data() + sp.shard_off);
+    }
+    std::int64_t off = 0;
+    for (std::size_t i = 0; i < store_.slots.size(); ++i) {
+      auto& s = store_.slots[i];
+      if (replicated_[i]) {
+        bind(s.grad, rep_grads_.data() + off, s.numel());
+        if (zero3_) {
+          std::copy_n(s.value.data(), s.numel(), rep_values_.data() + off);
+          bind(s.value, rep_values_.data() + off, s.numel());
+        }
+        off += s.numel();
+      } else {
+        bind(s.grad, static_cast<G*>(nullptr), 0);
+        if (zero3_) bind(s.value, static_cast<T*>(nullptr), 0);
+      }
+    }
+    std::vector<G>().swap(store_.grad_arena);
+    if (zero3_) std::vector<T>().swap(store_.value_arena);
+    units_.assign(buckets_.size(), unit_state{});
+    hooks_.grad_begin = [this](const std::vector<int>& ids) {
+      for (int b : buckets_of(ids)) {
+        unit_state& u = units_[static_cast<std::size_t>(b)];
+        if (u.gref++ > 0) continue;
+        const bucket& bk = buckets_[static_cast<std::size_t>(b)];
+        u.grads.assign(static_cast<std::size_t>(bk.count), G(0));
+        for (std::size_t i : bk.slots)
+          bind(store_.slots[i].grad, u.grads.data() + (store_.slots[i].grad_offset - bk.offset), store_.slots[i].numel());
+      }
+    };
+    hooks_.grad_end = [this](const std::vector<int>& ids) {
+      for (int b : buckets_of(ids)) {
+        unit_state& u = units_[static_cast<std::size_t>(b)];
+        if (--u.gref > 0) continue;
+        reduce_unit(b);
+        for (std::size_t i : buckets_[static_cast<std::size_t>(b)].slots) bind(store_.slots[i].grad, static_cast<G*>(nullptr), 0);
+        std::vector<G>().swap(u.grads);
+      }
+    };
+    if (zero3_) {
+      hooks_.acquire = [this](const std::vector<int>& ids, int dir) {
+        const auto bs = buckets_of(ids);
+        for (int b : bs) {
+          unit_state& u = units_[static_cast<std::size_t>(b)];
+          if (u.vref++ == 0) make_resident(b);
+        }
+        if (bs.empty()) return;
+        // prefetch the unit this chunk uses next, so its gather overlaps this unit's compute
+        const int next = dir > 0 ? bs.back() + 1 : bs.front() - 1;
+        if (next >= 0 && next < static_cast<int>(buckets_.size()) &&
+            chunk_of_bucket_[static_cast<std::size_t>(next)] == chunk_of_bucket_[static_cast<std::size_t>(bs.front())])
+          start_gather(next);
+      };
+      hooks_.release = [this](const std::vector<int>& ids) {
+        for (int b : buckets_of(ids)) {
+          unit_state& u = units_[static_cast<std::size_t>(b)];
+          if (--u.vref == 0) free_unit(b);
+        }
+      };
+    }
+    for (auto& c : chunks_) c->set_hooks(&hooks_);
+  }
+  /// The distinct buckets (units) of slots, in arena order; shared slots have none.
+  std::vector<int> buckets_of(const std::vector<int>& ids) const {
+    std::vector<int> out;
+    for (int i : ids) {
+      const int b = bucket_of_slot_[static_cast<std::size_t>(i)];
+      if (b >= 0 && std::find(out.begin(), out.end(), b) == out.end()) out.push_back(b);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  /// A microbatch's gradient of one unit, summed over dp, added to this rank's shard (tp-replicated
+  /// slots under sequence parallelism are first summed over tp, as the whole-gradient path does).
+  void reduce_unit(int b) {
+    const bucket& bk = buckets_[static_cast<std::size_t>(b)];
+    for (std::size_t i : bk.slots) tp_reduce_if_needed(i);
+    unit_state& u = units_[static_cast<std::size_t>(b)];
+    const int mine = bk.counts[static_cast<std::size_t>(dp_rank_)];
+    rs_tmp_.resize(static_cast<std::size_t>(mine));
+    MPI_Reduce_scatter(u.grads.data(), rs_tmp_.data(), bk.counts.data(), grad_type(), MPI_SUM,
+                       mc_.along(axes::dp).native());
+    G* g = g_shard_.data() + bk.shard_off;
+    for (int j = 0; j < mine; ++j) g[j] += rs_tmp_[static_cast<std::size_t>(j)];
+  }
+  /// ZeRO-3: start gathering unit b's parameters (non-blocking) unless they are here or on their way.
+  void start_gather(int b) {
+    unit_state& u = units_[static_cast<std::size_t>(b)];
+    if (u.resident || u.pending != MPI_REQUEST_NULL) return;
+    const bucket& bk = buckets_[static_cast<std::size_t>(b)];
+    u.values.resize(static_cast<std::size_t>(bk.count));
+    MPI_Iallgatherv(p_shard_.data() + bk.shard_off, bk.counts[static_cast<std::size_t>(dp_rank_)], mpi_type_of(),
+                    u.values.data(), bk.counts.data(), bk.displs.data(), mpi_type_of(), mc_.along(axes::dp).native(),
+                    &u.pending);
+  }
+  void make_resident(int b) {
+    unit_state& u = units_[static_cast<std::size_t>(b)];
+    if (u.resident) return;
+    start_gather(b);
+    MPI_Wait(&u.pending, MPI_STATUS_IGNORE);
+    u.resident = true;
+    const bucket& bk = buckets_[static_cast<std::size_t>(b)];
+    for (std::size_t i : bk.slots)
+      bind(store_.slots[i].value, u.values.data() + (store_.slots[i].grad_offset - bk.offset), store_.slots[i].numel());
+  }
+  void free_unit(int b) {
+    unit_state& u = units_[static_cast<std::size_t>(b)];
+    if (u.pending != MPI_REQUEST_NULL) MPI_Wait(&u.pending, MPI_STATUS_IGNORE);
+    u.resident = false;
+    for (std::size_t i : buckets_[static_cast<std::size_t>(b)].slots) bind(store_.slots[i].value, static_cast<T*>(nullptr), 0);
+    std::vector<T>().swap(u.values);
+  }
+  /// ZeRO-3: completes and drops prefetches no one used (before the shards change).
+  void drain_prefetch() {
+    for (std::size_t b = 0; b < units_.size(); ++b)
+      if (units_[b].vref == 0 && (units_[b].pending != MPI_REQUEST_NULL || units_[b].resident))
+        free_unit(static_cast<int>(b));
+  }
+  /// ZeRO-3: every parameter whole, for a checkpoint or an export (collective over dp).
+  void materialise_values() {
+    if (!zero3_ || shard_pieces_.empty()) return;
+    drain_prefetch();
+    full_values_.assign(static_cast<std::size_t>(arena_n_), T{});
+    for (const bucket& b : buckets_)
+      MPI_Allgatherv(p_shard_.data() + b.shard_off, b.counts[static_cast<std::size_t>(dp_rank_)], mpi_type_of(),
+                     full_values_.data() + b.offset, b.counts.data(), b.displs.data(), mpi_type_of(),
+                     mc_.along(axes::dp).native());
+    for (const bucket& b : buckets_)
+      for (std::size_t i : b.slots) bind(store_.slots[i].value, full_values_.data() + store_.slots[i].grad_offset, store_.slots[i].numel());
+  }
+  void drop_values() {
+    if (!zero3_ || full_values_.empty()) return;
+    for (const bucket& b : buckets_)
+      for (std::size_t i : b.slots) bind(store_.slots[i].value, static_cast<T*>(nullptr), 0);
+    std::vector<T>().swap(full_values_);
   }
 
   plan_desc pd_;
@@ -776,6 +973,25 @@ class trainer {
   std::vector<std::size_t> replicated_order_;
   std::vector<bucket> buckets_;
   bool zero1_ = false;  ///< ZeRO stage >= 1 with dp > 1: optimizer state sharded over dp
+  std::int64_t arena_n_ = 0;  ///< elements of the value and gradient arenas (whole, before any ZeRO sharding)
+  bool zero2_ = false;  ///< ZeRO stage >= 2 with dp > 1: gradients sharded too
+  bool zero3_ = false;  ///< ZeRO stage 3 with dp > 1: parameters sharded too
+  std::vector<int> bucket_of_slot_, chunk_of_bucket_;
+  struct unit_state {
+    std::vector<T> values;  ///< ZeRO-3: the unit's gathered parameters while in use
+    std::vector<G> grads;   ///< ZeRO-2/3: the unit's gradient of the microbatches in flight
+    int vref = 0, gref = 0;
+    bool resident = false;
+    MPI_Request pending = MPI_REQUEST_NULL;  ///< a prefetch in flight
+  };
+  std::vector<unit_state> units_;
+  std::vector<G> g_shard_;          ///< ZeRO-2/3: this rank's shard of the dp-reduced gradients
+  std::vector<T> p_shard_;          ///< ZeRO-3: this rank's shard of the parameters
+  std::vector<T> rep_values_;       ///< ZeRO-3: values of slots shared by pipeline ranks (never sharded)
+  std::vector<G> rep_grads_;        ///< ZeRO-2/3: their gradients
+  std::vector<T> full_values_;      ///< ZeRO-3: all parameters, for a checkpoint or an export
+  std::vector<G> rs_tmp_;
+  param_hooks hooks_;
   std::vector<shard_piece> shard_pieces_;
   std::vector<G> m_shard_, v_shard_, master_shard_;
   std::vector<G> full_m_, full_v_, full_master_;  ///< gather_state(): whole state on dp rank 0
@@ -785,3 +1001,4 @@ class trainer {
 };
 
 }  // namespace tessera
+
