@@ -1,5 +1,6 @@
 // tessera/train/train.hpp — ts::train<plan>(argc, argv): the training program of contract §2.
 #pragma once
+#include <malloc.h>
 #include <mpi.h>
 #include <omp.h>
 
@@ -59,6 +60,7 @@ inline std::int64_t peak_rss_bytes() {
 /// Restarts the peak at the current resident size (Linux: /proc/self/clear_refs, "5"), so that the peak
 /// measured is that of training, not of set-up (which may hold whole buffers before ZeRO shards them).
 inline void reset_peak_rss() {
+  ::malloc_trim(0);  // whole buffers freed by ZeRO's sharding go back to the system first
   std::ofstream f("/proc/self/clear_refs");
   if (f) f << "5";
 }
