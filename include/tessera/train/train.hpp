@@ -133,6 +133,8 @@ int run_training(const plan_desc& pd, const train_options& o) {
   const int blas = openblas_get_parallel();
   std::int64_t state_bytes = tr.state_bytes(), max_state = 0;
   MPI_Allreduce(&state_bytes, &max_state, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  double predicted_act = tr.predicted_activation_bytes();  // the largest over the ranks, as the step lines log
+  MPI_Allreduce(MPI_IN_PLACE, &predicted_act, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   nlohmann::json start{{"event", "start"}, {"plan", plan}, {"params", pd.model.num_params()},
         {"world", world}, {"threads", omp_get_max_threads()},
         {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
@@ -140,7 +142,8 @@ int run_training(const plan_desc& pd, const train_options& o) {
         {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()},
                   {"shuffle", shuffle}}},
         {"peak_flops_per_rank", peak}, {"flops_per_token", fpt}, {"state_bytes_per_rank", state_bytes},
-        {"predicted_state_bytes_per_rank", tr.predicted_state_bytes()}, {"start_step", k0}};
+        {"predicted_state_bytes_per_rank", tr.predicted_state_bytes()},
+        {"predicted_activation_bytes", predicted_act}, {"start_step", k0}};
   if (!resumed_from.empty()) start["resumed_from"] = resumed_from;
   emit(start);
 

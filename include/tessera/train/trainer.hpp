@@ -260,6 +260,74 @@ class trainer {
     return b;
   }
 
+  /// The activation formula for this rank: the most microbatch states the pipeline program keeps at once
+  /// (each lives from its first action to its last, weight-gradient passes included, and is then pooled
+  /// for reuse), times the bytes one state of a chunk holds — the residual stream at each layer boundary,
+  /// each layer's saved tensors (Korthikanti et al. 2022's terms for this implementation: norm outputs,
+  /// q|k|v, attention output and log-sum-exp, the residual after attention, MLP input and activation;
+  /// sequence parallelism's gathered copies; none of them kept under full recompute, and not the
+  /// attention under selective), the head's logits, and the gradients received and sent.
+  double predicted_activation_bytes() const {
+    const double t = sizeof(T), a = sizeof(A);
+    const double R = static_cast<double>(d_.R), Rl = static_cast<double>(d_.Rl), C = static_cast<double>(d_.C);
+    const bool ln = pd_.model.norm == norm::layernorm;
+    const bool split = pd_.schedule.kind == schedule_kind::zb_h1 || pd_.schedule.kind == schedule_kind::zbv ||
+                       pd_.schedule.kind == schedule_kind::dualpipe_v;
+    // a layer's cache: saved tensors, attention, and the output gradients its backward leaves in it
+    const double kept = t * (Rl * C * 3 + (d_.sp ? 2 * R * C : 0) + R * static_cast<double>(d_.QKV + d_.U + d_.F)) +
+                        a * (Rl * (ln ? 4 : 2));
+    const double attention = t * R * static_cast<double>(d_.Hq * D) + a * static_cast<double>(d_.b * d_.Hq * d_.T);
+    const double grads = t * R * (2 * C + static_cast<double>(d_.U + d_.QKV));
+    const double whole = kept + attention + grads;
+    // with recompute, a layer's cache is rebuilt for its backward and freed right after it (a transient
+    // not counted here, nor in the measurement between actions) — unless a split backward keeps it for
+    // the deferred weight pass, so the layers of such a microbatch become whole again
+    double layer = whole;
+    if (d_.recompute != recompute_kind::none && !split) layer = d_.recompute == recompute_kind::selective ? kept : 0.0;
+    std::vector<double> per_chunk;
+    for (const auto& c : chunks_) {
+      const double nl = pd_.layer_begin[c->stage() + 1] - pd_.layer_begin[c->stage()];
+      double b = t * (nl + 1) * Rl * C + nl * layer + 2 * t * Rl * C;  // xs, layers, dx and dy
+      if (c->last())
+        b += t * (Rl * C + (d_.sp ? R * C : 0) + R * static_cast<double>(d_.V)) + a * (Rl * (ln ? 2 : 1) + 2 * R);
+      per_chunk.push_back(b);
+    }
+    // replay the program: which (stage, microbatch) states exist after each action
+    std::map<std::pair<int, int>, int> live;
+    double peak = 0, cur = 0;
+    std::size_t pooled = 0;
+    double pooled_bytes = 0;
+    for (std::size_t idx = 0; idx < prog_.size(); ++idx) {
+      const action& x = prog_[idx];
+      auto touch = [&](int g, int j) {
+        if (live.count({g, j})) return;
+        const int c = chunk_of_stage_[static_cast<std::size_t>(g)];
+        live[{g, j}] = c;
+        cur += per_chunk[static_cast<std::size_t>(c)];
+        if (pooled > 0) {  // a pooled state is reused (its buffers count once)
+          --pooled;
+          pooled_bytes -= per_chunk[static_cast<std::size_t>(c)];
+        }
+      };
+      for (int pi = 0; pi < num_parts(x); ++pi) {
+        const action y = part(x, pi);
+        touch(y.stage, y.mb);
+        if (y.kind == op::F && local_next(y.stage)) touch(y.stage + 1, y.mb);
+      }
+      if (is_comm(x.kind)) touch(x.stage, x.mb);
+      peak = std::max(peak, cur + std::max(0.0, pooled_bytes));
+      for (auto [g, j] : release_after_[idx]) {
+        auto it = live.find({g, j});
+        if (it == live.end()) continue;
+        cur -= per_chunk[static_cast<std::size_t>(it->second)];
+        ++pooled;
+        pooled_bytes += per_chunk[static_cast<std::size_t>(it->second)];
+        live.erase(it);
+      }
+    }
+    return peak;
+  }
+
   /// ZeRO-1 (optimizer state sharded over dp): from here on each dp rank keeps the moments (and, for bf16,
   /// the fp32 master weights) of its shard of every gradient bucket only. Called once, after the
   /// parameters are final (initialised or loaded). Slots shared by several pipeline ranks (tied
