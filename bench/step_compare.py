@@ -3,11 +3,16 @@
 
     step_compare.py --mpiexec MPIEXEC --exe bench_gpt2_step --data FILE [--rounds 3] [--steps 3]
                     [--threads 2] [--batch 4] [--layouts dp2,pp2,tp2] [--markdown FILE]
+                    [--docs docs/performance.md --svg docs/performance_step.svg]
 
 Each round runs tessera (1 rank, --threads T) then PyTorch (T threads), each for 1 + --steps steps; the
 first step of every run is warm-up and dropped. Reported: the medians over all kept steps, tokens/s, and
 tessera/PyTorch in tokens/s (> 1: tessera faster). --layouts also runs tessera on 2 ranks (dp2, pp2, tp2;
 T/2 threads each, so the same cores) and reports each against the 1-rank run: the cost of communication.
+Then one more tessera run with --profile gives the per-operator breakdown of the step (time, share,
+GFLOP/s; every GEMM shape also run alone, the fastest of which is the machine's measured GEMM peak).
+--docs replaces the text between the `<!-- bench:step -->` markers of that file with the results, and
+--svg draws them (tokens/s of both, and the breakdown).
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
@@ -21,20 +26,25 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--batch", type=int, default=4)
 ap.add_argument("--layouts", default="")
 ap.add_argument("--markdown")
+ap.add_argument("--docs")
+ap.add_argument("--svg")
 a = ap.parse_args()
 tmp = tempfile.mkdtemp(prefix="tessera_step_")
 here = os.path.dirname(os.path.abspath(__file__))
 
 
-def tessera(layout, ranks, threads):
+def tessera(layout, ranks, threads, profile=False):
     log = os.path.join(tmp, f"{layout}.json")
     cmd = [a.mpiexec, "-np", str(ranks), "--oversubscribe", "--bind-to", "none", a.exe, layout, "--data", a.data,
            "--steps", str(a.steps + 1), "--batch", str(a.batch), "--threads", str(threads), "--quiet",
-           "--weight-decay", "0.1", "--log-json", log, "--peak-tflops", "1"]
+           "--weight-decay", "0.1", "--log-json", log, "--peak-tflops", "1"] + (["--profile"] if profile else [])
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         sys.exit(f"tessera {layout} failed ({r.returncode}):\n{r.stdout}")
-    steps = [j for j in map(json.loads, open(log)) if "step" in j]
+    lines = [json.loads(l) for l in open(log)]
+    steps = [j for j in lines if "step" in j and "event" not in j]
+    if profile:
+        return [j for j in lines if j.get("event") == "profile"][0]
     return [s["step_ms"] for s in steps[1:]], [s["loss"] for s in steps]
 
 
@@ -75,6 +85,77 @@ if a.layouts:
         t, _ = tessera(lay, 2, max(1, a.threads // 2))
         m = statistics.median(t)
         lines.append(f"| {lay} | {m:.1f} | {tok / m * 1e3:.0f} | {mt / m:.2f} |")
-print("\n".join(lines))
+prof = tessera("one", 1, a.threads, profile=True)
+g = prof["gemm"]
+lines += ["", f"Where tessera's step goes (`--profile`, one rank, {a.threads} threads, {prof['steps']} steps after a "
+          f"warm-up; a profiled step took {prof['step_ms']:.1f} ms). GFLOP/s: of the operator as it ran in the step; "
+          "alone: the same GEMM shape run by itself.", "",
+          "| operator | calls | ms / step | share | GFLOP/s | alone |", "|:--|--:|--:|--:|--:|--:|"]
+other = 0.0
+for o in prof["ops"]:
+    if o["share"] < 0.004:
+        other += o["ms_per_step"]
+        continue
+    lines.append(f"| {o['op']} | {o['calls_per_step']:.0f} | {o['ms_per_step']:.1f} | {100 * o['share']:.1f}% | "
+                 f"{o['gflops']:.0f} |" if "gflops" in o else
+                 f"| {o['op']} | {o['calls_per_step']:.0f} | {o['ms_per_step']:.1f} | {100 * o['share']:.1f}% | |")
+    if "alone_gflops" in o:
+        lines[-1] += f" {o['alone_gflops']:.0f} |"
+    else:
+        lines[-1] += " |"
+lines += [f"| (everything under 0.4%) | | {other:.1f} | | | |",
+          "", f"GEMMs: {g['ms_per_step']:.1f} ms per step ({100 * g['share_of_step']:.1f}% of it) at {g['gflops']:.1f} GFLOP/s "
+          f"= {100 * g['fraction_of_peak']:.1f}% of the measured GEMM peak ({g['peak_gflops']:.1f} GFLOP/s, the fastest "
+          f"of the step's shapes run alone). Operators account for {prof['profiled_ms_per_step']:.1f} ms of the step."]
+text = "\n".join(lines)
+print(text)
 if a.markdown:
-    open(a.markdown, "w").write("\n".join(lines) + "\n")
+    open(a.markdown, "w").write(text + "\n")
+
+
+def svg(path):
+    """Two panels: tokens/s of tessera and PyTorch; the step's breakdown by operator group."""
+    groups = {}
+    for o in prof["ops"]:
+        name = o["op"]
+        key = "GEMM (OpenBLAS)" if name.startswith("sgemm") else name.replace(" fwd", "").replace(" bwd", "")
+        groups[key] = groups.get(key, 0) + o["ms_per_step"]
+    items = sorted(groups.items(), key=lambda kv: -kv[1])[:10]
+    W, bar = 760, 18
+    h = 90 + 40 + len(items) * (bar + 6) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">GPT-2 124M training step, B = {a.batch}, T = 64, fp32, '
+           f'{a.threads} threads: tokens/s (tessera / PyTorch = {mp / mt:.2f})</text>']
+    best = max(tok / mt * 1e3, tok / mp * 1e3)
+    for i, (name, v, col) in enumerate([("tessera", tok / mt * 1e3, "#2b7bb9"), ("PyTorch", tok / mp * 1e3, "#e07b39")]):
+        y = 35 + i * (bar + 8)
+        wbar = (W - 260) * v / best
+        out += [f'<text x="10" y="{y + 13}">{name}</text>',
+                f'<rect x="120" y="{y}" width="{wbar:.1f}" height="{bar}" fill="{col}"/>',
+                f'<text x="{125 + wbar:.1f}" y="{y + 13}">{v:.0f} tokens/s</text>']
+    y0 = 110
+    out.append(f'<text x="10" y="{y0}" font-size="14" font-weight="bold">tessera step by operator (ms per step; '
+               f'GEMMs at {100 * g["fraction_of_peak"]:.0f}% of the measured GEMM peak)</text>')
+    top = max(v for _, v in items)
+    for i, (name, v) in enumerate(items):
+        y = y0 + 12 + i * (bar + 6)
+        wbar = (W - 330) * v / top
+        out += [f'<text x="10" y="{y + 13}">{name}</text>',
+                f'<rect x="200" y="{y}" width="{wbar:.1f}" height="{bar}" fill="#2b7bb9"/>',
+                f'<text x="{205 + wbar:.1f}" y="{y + 13}">{v:.1f} ms ({100 * v / prof["step_ms"]:.1f}%)</text>']
+    out.append("</svg>")
+    open(path, "w").write("\n".join(out) + "\n")
+
+
+if a.svg:
+    svg(a.svg)
+if a.docs:
+    doc = open(a.docs).read()
+    begin, end = "<!-- bench:step -->", "<!-- /bench:step -->"
+    if begin in doc and end in doc:
+        i, j = doc.index(begin) + len(begin), doc.index(end)
+        doc = doc[:i] + "\n" + text + "\n" + doc[j:]
+        open(a.docs, "w").write(doc)
+    else:
+        print(f"--docs {a.docs}: no {begin} ... {end} markers; not updated", file=sys.stderr)

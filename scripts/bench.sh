@@ -3,7 +3,8 @@
 #   scripts/bench.sh [allreduce] [RANKS]            tessera all-reduce vs MPI_Allreduce (mpirun, RANKS ranks)
 #   scripts/bench.sh ops [--quick] [--batch B]      host operators vs PyTorch CPU, GPT-2 small shapes
 #   scripts/bench.sh step [--rounds R] [--steps N] [--layouts dp2,pp2,tp2]
-#                                                   a GPT-2 124M training step vs PyTorch (alternating)
+#                                                   a GPT-2 124M training step vs PyTorch (alternating),
+#                                                   the step's per-operator profile; updates docs/performance.md
 #   scripts/bench.sh zero [--steps N]               peak resident memory per rank, ZeRO 0..3 on dp8, vs the formula
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -50,7 +51,8 @@ case "$what" in
     cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_gpt2_step
     threads=${TESSERA_BENCH_THREADS:-2}
     /usr/bin/python3 "$TESSERA_ROOT/bench/step_compare.py" --exe "$TESSERA_BUILD/bench/bench_gpt2_step" \
-      --data "$TESSERA_ROOT/data/corpus.txt" --threads "$threads" --markdown "$TESSERA_BUILD/bench_step.md" "$@" ;;
+      --data "$TESSERA_ROOT/data/corpus.txt" --threads "$threads" --markdown "$TESSERA_BUILD/bench_step.md" \
+      --docs "$TESSERA_ROOT/docs/performance.md" --svg "$TESSERA_ROOT/docs/performance_step.svg" "$@" ;;
   zero)
     shift
     TESSERA_BUILD="${TESSERA_BENCH_BUILD:-$TESSERA_ROOT/build-bench}"

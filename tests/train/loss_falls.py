@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """loss_falls.py --drop X -- CMD...: runs a ts::train program with --log-json and passes when it exits 0,
 prints its progress, and the last step's loss is at least X below the first step's. With --sample in the
-command it must print a sample; with --save DIR, DIR must hold a complete checkpoint of the last step.
+command it must print a sample; with --save DIR, DIR must hold a complete checkpoint of the last step."""
 import argparse, json, os, subprocess, sys, tempfile
 
 ap = argparse.ArgumentParser()
@@ -14,7 +14,7 @@ r = subprocess.run(cmd + ["--log-json", log], stdout=subprocess.PIPE, stderr=sub
 print(r.stdout)
 if r.returncode != 0:
     sys.exit(f"FAIL: exit code {r.returncode}")
-steps = [j for j in map(json.loads, open(log)) if "step" in j]
+steps = [j for j in map(json.loads, open(log)) if "step" in j and "event" not in j]
 if not steps or "step " not in r.stdout:
     sys.exit("FAIL: no steps logged or no progress printed")
 first, last = steps[0]["loss"], steps[-1]["loss"]

@@ -4,4 +4,5 @@
 #include "tessera/core/config.hpp"
 #include "tessera/core/crc32.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/profile.hpp"
 #include "tessera/core/static_vector.hpp"

@@ -332,6 +332,7 @@ class chunk {
   void reduce_rows(std::vector<T>& partial, std::vector<T>& out) {
     const std::int64_t C = d_.C;
     if (d_.tp == 1) { out.swap(partial); resize(partial, d_.R * C); return; }
+    const prof::scope p(d_.sp ? "tp reduce-scatter" : "tp all-reduce");
     if (d_.sp) {
       resize(out, d_.Rl * C);
       reduce_scatter(tp_, partial.data(), out.data(), static_cast<std::size_t>(d_.Rl * C));
@@ -344,6 +345,7 @@ class chunk {
   /// This rank's rows → all rows (sequence parallel), or the rows themselves.
   const T* gather_rows(const std::vector<T>& local, std::vector<T>& full) {
     if (!d_.sp) return local.data();
+    const prof::scope p("tp all-gather");
     resize(full, d_.R * d_.C);
     all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
     return full.data();

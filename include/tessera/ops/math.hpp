@@ -187,21 +187,23 @@ struct adamw_params {
   float eps = 1e-8f;
   float weight_decay = 0.0f;
   std::int64_t step = 1;  ///< 1-based step number, for the bias corrections
+  float grad_scale = 1.0f;  ///< gradients are multiplied by this first (global-norm clipping, fused)
 };
 /// Precomputed per-step scalars so the per-element update is a few FMAs.
 template <class A> struct adamw_scalars {
-  A lr, beta1, beta2, eps, decay_factor, step_size, inv_sqrt_bc2;
+  A lr, beta1, beta2, eps, decay_factor, step_size, inv_sqrt_bc2, grad_scale;
 };
 template <class A> inline adamw_scalars<A> adamw_prepare(const adamw_params& p, bool decay) {
   const double bc1 = 1.0 - std::pow(static_cast<double>(p.beta1), static_cast<double>(p.step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(p.beta2), static_cast<double>(p.step));
   return {A(p.lr), A(p.beta1), A(p.beta2), A(p.eps),
           A(decay ? 1.0 - static_cast<double>(p.lr) * p.weight_decay : 1.0),
-          A(static_cast<double>(p.lr) / bc1), A(1.0 / std::sqrt(bc2))};
+          A(static_cast<double>(p.lr) / bc1), A(1.0 / std::sqrt(bc2)), A(p.grad_scale)};
 }
 /// One element: w ← w·(1 − lr·wd); m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
 /// w ← w − (lr/bc1) · m / (sqrt(v)/sqrt(bc2) + eps). Returns the new weight.
 template <class A> TS_HD inline A adamw_update(A w, A g, A& m, A& v, const adamw_scalars<A>& s) {
+  g = g * s.grad_scale;  // exact when 1
   m = s.beta1 * m + (A(1) - s.beta1) * g;
   v = s.beta2 * v + (A(1) - s.beta2) * g * g;
   const A denom = sqrt(v) * s.inv_sqrt_bc2 + s.eps;

@@ -31,6 +31,7 @@ struct train_options {
   int log_every = 1;
   double bucket_mb = 25;  ///< dp gradient all-reduce bucket size
   bool quiet = false;
+  bool profile = false;
 };
 
 /// Registers every flag on `app`.
@@ -92,6 +93,9 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--quiet", o.quiet, "no progress lines on stderr");
+  app.add_flag("--profile", o.profile,
+               "time every operator (after one warm-up step) and print rank 0's breakdown per step, with each "
+               "GEMM shape's speed against the same GEMM run alone");
 }
 
 }  // namespace tessera

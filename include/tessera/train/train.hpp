@@ -64,6 +64,78 @@ inline void reset_peak_rss() {
   std::ofstream f("/proc/self/clear_refs");
   if (f) f << "5";
 }
+/// A GEMM shape of the profile ("sgemm NT 256x768x2304") run alone on fresh buffers: best GFLOP/s of 3.
+inline double isolated_gemm_gflops(const std::string& name) {
+  char ta = 'N', tb = 'N';
+  long long m = 0, n = 0, k = 0;
+  if (std::sscanf(name.c_str(), "sgemm %c%c %lldx%lldx%lld", &ta, &tb, &m, &n, &k) != 5 || m <= 0 || n <= 0 || k <= 0)
+    return 0;
+  using ops::host::trans;
+  const trans a_t = ta == 'T' ? trans::yes : trans::no, b_t = tb == 'T' ? trans::yes : trans::no;
+  std::vector<float> A(static_cast<std::size_t>(m * k), 0.01f), B(static_cast<std::size_t>(k * n), 0.02f),
+      C(static_cast<std::size_t>(m * n), 0.0f);
+  const long long lda = a_t == trans::yes ? m : k, ldb = b_t == trans::yes ? k : n;
+  double best = 1e30;
+  for (int rep = 0; rep < 4; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ops::host::gemm(a_t, b_t, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, C.data(), n);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (rep > 0) best = std::min(best, dt);
+  }
+  return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / best / 1e9;
+}
+/// Rank 0's operator profile per step: a table on stderr and a JSON object for the log.
+inline nlohmann::json profile_report(int steps, double step_ms, bool print) {
+  const auto rows = prof::sorted();
+  nlohmann::json ops = nlohmann::json::array();
+  double total = 0, gemm_s = 0, gemm_flops = 0, peak = 0;
+  std::vector<double> alone(rows.size(), 0.0);
+  {
+    const bool was = prof::enabled();
+    prof::enabled() = false;  // the isolated runs are not part of the profile
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      if (rows[i].first.rfind("sgemm ", 0) == 0) {
+        alone[i] = isolated_gemm_gflops(rows[i].first);
+        peak = std::max(peak, alone[i]);
+      }
+    prof::enabled() = was;
+  }
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& [name, e] = rows[i];
+    total += e.seconds;
+    const bool gemm = name.rfind("sgemm ", 0) == 0;
+    if (gemm) {
+      gemm_s += e.seconds;
+      gemm_flops += e.flops;
+    }
+    nlohmann::json o{{"op", name}, {"calls_per_step", static_cast<double>(e.calls) / steps},
+                     {"ms_per_step", 1e3 * e.seconds / steps}, {"share", e.seconds / steps / (step_ms / 1e3)}};
+    if (e.flops > 0) o["gflops"] = e.flops / e.seconds / 1e9;
+    if (alone[i] > 0) o["alone_gflops"] = alone[i];
+    ops.push_back(std::move(o));
+  }
+  const double gemm_rate = gemm_s > 0 ? gemm_flops / gemm_s / 1e9 : 0;
+  nlohmann::json j{{"event", "profile"}, {"steps", steps}, {"step_ms", step_ms}, {"ops", ops},
+                   {"profiled_ms_per_step", 1e3 * total / steps},
+                   {"gemm", {{"ms_per_step", 1e3 * gemm_s / steps}, {"gflops", gemm_rate}, {"peak_gflops", peak},
+                             {"fraction_of_peak", peak > 0 ? gemm_rate / peak : 0.0},
+                             {"share_of_step", gemm_s / steps / (step_ms / 1e3)}}}};
+  if (print) {
+    std::fprintf(stderr, "profile (rank 0, %d step%s after one warm-up, per step; a scope's time excludes those inside it)\n",
+                 steps, steps == 1 ? "" : "s");
+    std::fprintf(stderr, "  %-44s %7s %10s %7s %9s %9s\n", "operator", "calls", "ms", "share", "GFLOP/s", "alone");
+    for (const auto& o : ops)
+      std::fprintf(stderr, "  %-44s %7.0f %10.2f %6.1f%% %9s %9s\n", o["op"].get<std::string>().c_str(),
+                   o["calls_per_step"].get<double>(), o["ms_per_step"].get<double>(), 100 * o["share"].get<double>(),
+                   o.contains("gflops") ? cat(static_cast<int>(o["gflops"].get<double>())).c_str() : "",
+                   o.contains("alone_gflops") ? cat(static_cast<int>(o["alone_gflops"].get<double>())).c_str() : "");
+    std::fprintf(stderr, "  operators %.1f ms of a %.1f ms step (%.1f%%); GEMMs %.1f ms at %.1f GFLOP/s = %.1f%% of the "
+                         "measured GEMM peak %.1f GFLOP/s (the fastest of the step's shapes run alone)\n",
+                 1e3 * total / steps, step_ms, 100 * total / steps / (step_ms / 1e3), 1e3 * gemm_s / steps, gemm_rate,
+                 peak > 0 ? 100 * gemm_rate / peak : 0.0, peak);
+  }
+  return j;
+}
 }  // namespace train_detail
 
 template <class Plan, class T, int D>
@@ -180,12 +252,22 @@ int run_training(const plan_desc& pd, const train_options& o) {
   train_detail::reset_peak_rss();
   const auto t_start = std::chrono::steady_clock::now();
   const int k_end = o.stop_after > 0 ? std::min(o.steps, o.stop_after) : o.steps;
+  int profiled = 0;
+  double profiled_ms = 0;
   for (int k = k0; k < k_end; ++k) {
+    if (o.profile && (k == k0 + 1 || k_end - k0 == 1)) {  // after one warm-up step (unless there is one step)
+      prof::reset();
+      prof::enabled() = true;
+    }
     MPI_Barrier(MPI_COMM_WORLD);
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = tr.step(k);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const double tps = tokens_per_step / (ms / 1000.0);
+    if (prof::enabled()) {
+      ++profiled;
+      profiled_ms += ms;
+    }
     std::int64_t peak_act = tr.peak_activation_bytes();  // the largest over the ranks
     MPI_Allreduce(MPI_IN_PLACE, &peak_act, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
     std::int64_t peak_rss = train_detail::peak_rss_bytes();  // since training started, the largest rank's
@@ -205,6 +287,10 @@ int run_training(const plan_desc& pd, const train_options& o) {
                    r.skipped ? " | skipped: non-finite gradient" : "");
     }
     if (!o.save_dir.empty() && ((o.save_every > 0 && (k + 1) % o.save_every == 0) || k + 1 == k_end)) save(k + 1);
+  }
+  if (o.profile && profiled > 0) {
+    prof::enabled() = false;
+    if (rank == 0) emit(train_detail::profile_report(profiled, profiled_ms / profiled, true));
   }
   if (k_end < o.steps && rank == 0 && !o.quiet)
     std::fprintf(stderr, "tessera: stopped after step %d of %d (--stop-after)\n", std::max(k0, k_end), o.steps);

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -149,22 +150,30 @@ class trainer {
   };
 
   step_result step(int k) {
-    if (zero2_) {  // gradients live in the shard (and, for replicated slots, their own buffer) between microbatches
-      std::fill(g_shard_.begin(), g_shard_.end(), G(0));
-      std::fill(rep_grads_.begin(), rep_grads_.end(), G(0));
-    } else {
-      store_.zero_grads();
+    {
+      const prof::scope p("zero gradients");
+      if (zero2_) {  // gradients live in the shard (and, for replicated slots, their own buffer) between microbatches
+        std::fill(g_shard_.begin(), g_shard_.end(), G(0));
+        std::fill(rep_grads_.begin(), rep_grads_.end(), G(0));
+      } else {
+        store_.zero_grads();
+      }
     }
     load_batch(k);
     loss_local_ = 0;
     pending_.clear();
     launched_.assign(buckets_.size(), false);
     run_program();
-    finish_sync();
+    {
+      const prof::scope p("dp gradient sync (wait) + replicas");
+      finish_sync();
+    }
     step_result r;
     r.loss = global_loss();
     // global gradient norm, every parameter counted once
     double sq = 0;
+    std::optional<prof::scope> p_norm;
+    p_norm.emplace("gradient norm");
     auto sum_sq = [](const G* g, std::int64_t n) {
       double s = 0;
 #pragma omp parallel for reduction(+ : s) schedule(static)
@@ -179,6 +188,7 @@ class trainer {
       if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank_ == 0) sq += sum_sq(shard_grad(p), p.n);
     MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     r.grad_norm = std::sqrt(sq);
+    p_norm.reset();
     r.lr = lr_at(o_, k);
     if (!std::isfinite(r.grad_norm)) {
       r.skipped = true;
@@ -193,16 +203,10 @@ class trainer {
     p.eps = static_cast<float>(o_.eps);
     p.weight_decay = static_cast<float>(o_.weight_decay);
     p.step = adam_step_;
-    auto scale = [&](G* g, std::int64_t n) {
-      if (clip >= 1.0) return;
-      const G c = static_cast<G>(clip);
-#pragma omp parallel for simd schedule(static) if (n >= host_system::parallel_threshold)
-      for (std::int64_t j = 0; j < n; ++j) g[j] *= c;
-    };
+    p.grad_scale = static_cast<float>(clip);  // clipping is fused into the update (no pass of its own)
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (zero1_ && !replicated_[i]) continue;  // updated shard by shard below
       auto& s = store_.slots[i];
-      scale(s.grad.data(), s.numel());
       ops::adamw_step(host_system{}, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
                       s.grad.data(), s.m.data(), s.v.data(), s.numel(), p, s.layout.decay);
     }
@@ -211,7 +215,6 @@ class trainer {
       if (zero3_) drain_prefetch();  // nothing may still be gathering the shards being updated
       for (const shard_piece& sp : shard_pieces_) {
         G* g = shard_grad(sp);
-        scale(g, sp.n);
         ops::adamw_step(host_system{}, zero3_ ? p_shard_.data() + sp.shard_off : store_.value_arena.data() + sp.arena_off,
                         master_shard_.empty() ? static_cast<G*>(nullptr) : master_shard_.data() + sp.shard_off, g,
                         m_shard_.data() + sp.shard_off, v_shard_.data() + sp.shard_off, sp.n, p,
@@ -219,6 +222,7 @@ class trainer {
       }
       // ... and the updated parameters are all-gathered over dp, bucket by bucket (ZeRO-3: layer by layer,
       // when they are next used)
+      const prof::scope p_gather("zero: all-gather parameters");
       for (const bucket& b : buckets_) {
         if (zero3_) break;
         MPI_Request rq;
@@ -486,6 +490,8 @@ class trainer {
           default: break;
         }
       }
+      std::optional<prof::scope> p_comm;
+      if (is_comm(a.kind)) p_comm.emplace("pipeline send/recv");
       switch (a.kind) {
         case op::send_f: {
           auto& st = state(a.stage, a.mb);
@@ -512,6 +518,7 @@ class trainer {
         }
         default: break;
       }
+      p_comm.reset();
       // activation accounting: the bytes of every microbatch state held (live, and kept for reuse)
       std::int64_t live = 0;
       for (const auto& [key, st] : states_) live += st->bytes();

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tessera/core/profile.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/ops/attention_shape.hpp"
@@ -32,6 +33,7 @@ inline constexpr int attention_key_tile = 64;
 template <int D, class T>
 void attention_forward(host_system, const T* q, const T* k, const T* v, T* o, acc_t<T>* lse, attention_shape sh,
                        acc_t<T> scale) {
+  const prof::scope prof_("attention fwd", 2.0 * sh.B * sh.Hq * sh.T * sh.T * D);
   using A = acc_t<T>;
   sh = host_detail::packed(sh, D);
   host_detail::check_attention(sh, D);
@@ -87,6 +89,7 @@ void attention_forward(host_system, const T* q, const T* k, const T* v, T* o, ac
 template <int D, class T>
 void attention_backward(host_system, const T* dout, const T* q, const T* k, const T* v, const T* o,
                         const acc_t<T>* lse, attention_shape sh, acc_t<T> scale, T* dq, T* dk, T* dv) {
+  const prof::scope prof_("attention bwd", 4.0 * sh.B * sh.Hq * sh.T * sh.T * D);
   using A = acc_t<T>;
   sh = host_detail::packed(sh, D);
   host_detail::check_attention(sh, D);

@@ -12,6 +12,7 @@
 
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/profile.hpp"
 
 #pragma weak cblas_sbgemm
 
@@ -20,6 +21,15 @@ namespace tessera::ops::host {
 enum class trans : bool { no = false, yes = true };
 
 namespace detail {
+/// "gemm NN 256x2304x768": the profile's name of a GEMM (transposes, m×n×k).
+inline std::string gemm_name(const char* kind, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k) {
+  std::string s = kind;
+  s += ' ';
+  s += ta ? 'T' : 'N';
+  s += tb ? 'T' : 'N';
+  s += ' ' + std::to_string(m) + 'x' + std::to_string(n) + 'x' + std::to_string(k);
+  return s;
+}
 inline CBLAS_TRANSPOSE cblas_t(trans t) { return t == trans::yes ? CblasTrans : CblasNoTrans; }
 inline blasint blas_int(std::int64_t v, const char* what) {
   if (v < 0 || v > std::numeric_limits<blasint>::max()) {
@@ -39,6 +49,9 @@ inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_
                  const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                  std::int64_t ldc) {
   if (m == 0 || n == 0) return;
+  const prof::scope p(prof::enabled() ? detail::gemm_name("sgemm", ta == trans::yes, tb == trans::yes, m, n, k)
+                                      : std::string(),
+                      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
   cblas_sgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
               detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
               detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));

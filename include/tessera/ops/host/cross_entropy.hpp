@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "tessera/core/profile.hpp"
 #include "tessera/comm/communicator.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/host_system.hpp"
@@ -35,6 +36,7 @@ inline void check_targets(const std::int32_t* targets, i64 N, i64 vocab) {
 template <class T, class Comm = no_comm>
 void cross_entropy_forward(host_system, const T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
                            acc_t<T>* lse, acc_t<T>* loss, Comm&& comm = Comm{}) {
+  const prof::scope prof_("cross-entropy fwd");
   using A = acc_t<T>;
   constexpr bool parallel = !std::is_same_v<std::remove_cvref_t<Comm>, no_comm>;
   vs = host_detail::normalise(vs);
@@ -80,6 +82,7 @@ void cross_entropy_forward(host_system, const T* logits, const std::int32_t* tar
 template <class T>
 void cross_entropy_backward(host_system, const T* logits, const std::int32_t* targets, const acc_t<T>* lse, i64 N,
                             vocab_slice vs, acc_t<T> scale, T* dlogits) {
+  const prof::scope prof_("cross-entropy bwd");
   using A = acc_t<T>;
   vs = host_detail::normalise(vs);
   const i64 valid = std::clamp<i64>(vs.vocab - vs.v0, 0, vs.V_local);

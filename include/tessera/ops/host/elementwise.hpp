@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tessera/core/profile.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/ops/elementwise.hpp"
 #include "tessera/ops/math.hpp"
@@ -64,6 +65,7 @@ template <class V, class S> void blocks16(i64 n, const V& vec, const S& scalar) 
 
 // ---- GELU ----------------------------------------------------------------------------------------------
 template <class T> void gelu_forward(host_system, const T* x, i64 n, T* y) {
+  const prof::scope prof_("gelu fwd");
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
@@ -74,6 +76,7 @@ template <class T> void gelu_forward(host_system, const T* x, i64 n, T* y) {
   host_system::for_each_index(n, kernels::gelu_forward<T>{x, y});
 }
 template <class T> void gelu_backward(host_system, const T* dy, const T* x, i64 n, T* dx) {
+  const prof::scope prof_("gelu bwd");
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
@@ -88,6 +91,7 @@ template <class T> void gelu_backward(host_system, const T* dy, const T* x, i64 
 // ---- SwiGLU: out[N×F] = silu(gate) ∘ up; gate and up rows are ld_in apart (e.g. one fused [N×2F]) ----------
 template <class T>
 void swiglu_forward(host_system, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* out) {
+  const prof::scope prof_("swiglu fwd");
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
@@ -108,6 +112,7 @@ void swiglu_forward(host_system, const T* gate, const T* up, i64 N, i64 F, i64 l
 template <class T>
 void swiglu_backward(host_system, const T* dout, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* dgate,
                      T* dup) {
+  const prof::scope prof_("swiglu bwd");
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
@@ -131,6 +136,7 @@ void swiglu_backward(host_system, const T* dout, const T* gate, const T* up, i64
 
 // ---- residual add -------------------------------------------------------------------------------------
 template <class T> void add(host_system, const T* a, const T* b, i64 n, T* out) {
+  const prof::scope prof_("residual add");
   host_system::for_each_index(n, kernels::add<T>{a, b, out});
 }
 
@@ -166,11 +172,13 @@ template <class A> struct rope_table {
 template <class T>
 void rope_forward(host_system, T* x, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
                   const acc_t<T>* sin) {
+  const prof::scope prof_("rope fwd");
   host_system::for_each_index(rows * H * (D / 2), kernels::rope<T, false>{x, cos, sin, T_len, H, D / 2, ld, pos0});
 }
 template <class T>
 void rope_backward(host_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
                    const acc_t<T>* sin) {
+  const prof::scope prof_("rope bwd");
   host_system::for_each_index(rows * H * (D / 2), kernels::rope<T, true>{dx, cos, sin, T_len, H, D / 2, ld, pos0});
 }
 
@@ -179,6 +187,7 @@ void rope_backward(host_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld
 template <class T>
 void embedding_forward(host_system, const std::int32_t* tokens, i64 N, const T* wte, i64 V_local, i64 v0, i64 C,
                        T* out) {
+  const prof::scope prof_("embedding fwd");
   // host: one row copy per token (the device walks elements with kernels::embedding_forward)
 #pragma omp parallel for schedule(static) if (N * C >= host_system::parallel_threshold)
   for (i64 n = 0; n < N; ++n) {
@@ -192,6 +201,7 @@ void embedding_forward(host_system, const std::int32_t* tokens, i64 N, const T* 
 template <class T>
 void embedding_backward(host_system, const std::int32_t* tokens, i64 N, const T* dout, i64 V_local, i64 v0, i64 C,
                         grad_t<T>* dwte) {
+  const prof::scope prof_("embedding bwd");
   const i64 chunk = 64;
   const i64 nchunks = (C + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static)
@@ -210,6 +220,7 @@ void embedding_backward(host_system, const std::int32_t* tokens, i64 N, const T*
 /// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
 template <class T>
 void add_position_embedding(host_system, const T* wpe, i64 N, i64 T_len, i64 C, i64 pos0, T* x) {
+  const prof::scope prof_("position embedding fwd");
   // host: row by row (the device walks elements with kernels::add_position_embedding)
 #pragma omp parallel for schedule(static) if (N * C >= host_system::parallel_threshold)
   for (i64 n = 0; n < N; ++n) {
@@ -222,6 +233,7 @@ void add_position_embedding(host_system, const T* wpe, i64 N, i64 T_len, i64 C, 
 /// dwpe[t + pos0] += Σ_b dx[b, t].
 template <class T>
 void position_embedding_backward(host_system, const T* dx, i64 N, i64 T_len, i64 C, i64 pos0, grad_t<T>* dwpe) {
+  const prof::scope prof_("position embedding bwd");
   const i64 B = N / T_len;
 #pragma omp parallel for schedule(static)
   for (i64 t = 0; t < T_len; ++t) {
@@ -240,6 +252,7 @@ void position_embedding_backward(host_system, const T* dx, i64 N, i64 T_len, i64
 template <class T>
 void adamw_step(host_system, T* param, grad_t<T>* master, const grad_t<T>* grad, grad_t<T>* m, grad_t<T>* v, i64 n,
                 const math::adamw_params& p, bool decay) {
+  const prof::scope prof_("adamw");
   using G = grad_t<T>;
   host_system::for_each_index(n, kernels::adamw<T, G>{param, master, grad, m, v, math::adamw_prepare<G>(p, decay)});
 }

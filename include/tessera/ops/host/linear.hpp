@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "tessera/core/profile.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/elementwise.hpp"
@@ -17,6 +18,7 @@ namespace tessera::ops {
 template <class T>
 void linear_forward(host_system, const T* x, const T* W, const T* b, i64 N, i64 in, i64 out, T* y,
                     bool accumulate = false) {
+  const prof::scope prof_("linear fwd (bias, conversions)");
   using A = acc_t<T>;
   if constexpr (std::is_same_v<T, bf16>) {
     float* acc = host::scratch<float>(N * out);
@@ -50,6 +52,7 @@ void linear_forward(host_system, const T* x, const T* W, const T* b, i64 N, i64 
 template <class T>
 void linear_backward(host_system, const T* dy, const T* x, const T* W, i64 N, i64 in, i64 out, T* dx,
                      grad_t<T>* dW, grad_t<T>* db, bool accumulate_dx = false) {
+  const prof::scope prof_("linear bwd (bias, conversions)");
   using A = acc_t<T>;
   if (dx) {
     if constexpr (std::is_same_v<T, bf16>) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "tessera/core/profile.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/elementwise.hpp"
@@ -48,6 +49,7 @@ void rows_with_param_grads(i64 N, i64 C, G* d0, G* d1, const Body& body) {
 template <class T>
 void layernorm_forward(host_system, const T* x, const T* gamma, const T* beta, i64 N, i64 C, float eps, T* y,
                        acc_t<T>* mean, acc_t<T>* rstd) {
+  const prof::scope prof_("layernorm fwd");
   using A = acc_t<T>;
 #pragma omp parallel for schedule(static)
   for (i64 n = 0; n < N; ++n) {
@@ -81,6 +83,7 @@ template <class T>
 void layernorm_backward(host_system, const T* dy, const T* x, const T* gamma, const acc_t<T>* mean,
                         const acc_t<T>* rstd, i64 N, i64 C, T* dx, grad_t<T>* dgamma, grad_t<T>* dbeta,
                         bool accumulate_dx = false) {
+  const prof::scope prof_("layernorm bwd");
   using A = acc_t<T>;
   host_detail::rows_with_param_grads<A>(N, C, dgamma, dbeta, [&](i64 n, A* pg, A* pb) {
     const T* dyr = dy + n * C;
@@ -111,6 +114,7 @@ void layernorm_backward(host_system, const T* dy, const T* x, const T* gamma, co
 /// y = x·rstd·gamma with rstd = 1/sqrt(mean(x²) + eps). Saves rstd[N].
 template <class T>
 void rmsnorm_forward(host_system, const T* x, const T* gamma, i64 N, i64 C, float eps, T* y, acc_t<T>* rstd) {
+  const prof::scope prof_("rmsnorm fwd");
   using A = acc_t<T>;
 #pragma omp parallel for schedule(static)
   for (i64 n = 0; n < N; ++n) {
@@ -129,6 +133,7 @@ void rmsnorm_forward(host_system, const T* x, const T* gamma, i64 N, i64 C, floa
 template <class T>
 void rmsnorm_backward(host_system, const T* dy, const T* x, const T* gamma, const acc_t<T>* rstd, i64 N, i64 C,
                       T* dx, grad_t<T>* dgamma, bool accumulate_dx = false) {
+  const prof::scope prof_("rmsnorm bwd");
   using A = acc_t<T>;
   host_detail::rows_with_param_grads<A>(N, C, dgamma, nullptr, [&](i64 n, A* pg, A*) {
     const T* dyr = dy + n * C;

@@ -1,0 +1,83 @@
+// tessera/core/profile.hpp — an operator profile of the host backend (`--profile` of ts::train).
+//
+// prof::scope marks one operator call: its name, and the floating-point operations it does (0 for
+// memory-bound work). Scopes nest: a scope's time excludes the scopes opened inside it, so every
+// microsecond is counted once, in the innermost operator (a GEMM inside the attention is "gemm ...").
+// Disabled (the default), a scope costs one branch. Calls come from the host thread that runs the
+// step (operators parallelise inside with OpenMP), so the bookkeeping needs no locks.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tessera::prof {
+
+struct entry {
+  double seconds = 0;  ///< exclusive time
+  double flops = 0;
+  long calls = 0;
+};
+
+inline bool& enabled() {
+  static bool on = false;
+  return on;
+}
+inline std::map<std::string, entry>& table() {
+  static std::map<std::string, entry> t;
+  return t;
+}
+namespace detail {
+inline std::vector<double>& child_time() {  // per open scope: time spent in scopes opened inside it
+  static std::vector<double> s;
+  return s;
+}
+inline double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace detail
+
+class scope {
+ public:
+  explicit scope(const char* name, double flops = 0) : on_(enabled()) {
+    if (!on_) return;
+    name_ = name;
+    flops_ = flops;
+    detail::child_time().push_back(0.0);
+    t0_ = detail::now();
+  }
+  scope(std::string name, double flops) : scope("", flops) {
+    if (on_) name_ = std::move(name);
+  }
+  ~scope() {
+    if (!on_) return;
+    const double total = detail::now() - t0_;
+    auto& stack = detail::child_time();
+    const double inner = stack.back();
+    stack.pop_back();
+    if (!stack.empty()) stack.back() += total;
+    entry& e = table()[name_];
+    e.seconds += total - inner;
+    e.flops += flops_;
+    ++e.calls;
+  }
+  scope(const scope&) = delete;
+  scope& operator=(const scope&) = delete;
+
+ private:
+  bool on_;
+  std::string name_;
+  double flops_ = 0, t0_ = 0;
+};
+
+inline void reset() { table().clear(); }
+
+/// The entries, largest time first.
+inline std::vector<std::pair<std::string, entry>> sorted() {
+  std::vector<std::pair<std::string, entry>> v(table().begin(), table().end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  return v;
+}
+
+}  // namespace tessera::prof
