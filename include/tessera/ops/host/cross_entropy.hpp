@@ -51,6 +51,15 @@ void cross_entropy_forward(host_system, const T* logits, const std::int32_t* tar
 #pragma omp simd reduction(max : mx)
     for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
     A s = 0;
+#if TESSERA_HOST_VECTORS
+    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>) {  // 16 lanes, math::fexp
+      math::vf16 acc{};
+      i64 c = 0;
+      for (; c + 16 <= valid; c += 16) acc += math::fexp(host_detail::load16(r + c) - mx);
+      for (int l = 0; l < 16; ++l) s += acc[l];
+      for (; c < valid; ++c) s += std::exp(load(r[c]) - mx);
+    } else
+#endif
     if (valid > 0) {
 #pragma omp simd reduction(+ : s)
       for (i64 c = 0; c < valid; ++c) s += std::exp(load(r[c]) - mx);
@@ -95,8 +104,14 @@ void cross_entropy_backward(host_system, const T* logits, const std::int32_t* ta
     const i64 t = static_cast<i64>(targets[n]) - vs.v0;
     const bool owns_target = t >= 0 && t < valid;
     const A target_logit = owns_target ? load(r[t]) : A(0);
+    i64 c0 = 0;
+#if TESSERA_HOST_VECTORS
+    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>)  // 16 lanes, math::fexp
+      for (; c0 + 16 <= valid; c0 += 16)
+        host_detail::store16(d + c0, math::fexp(host_detail::load16(r + c0) - l) * scale);
+#endif
 #pragma omp simd
-    for (i64 c = 0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));
+    for (i64 c = c0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));
     for (i64 c = valid; c < vs.V_local; ++c) d[c] = store<T>(A(0));
     if (owns_target) d[t] = store<T>(math::cross_entropy_dlogit(target_logit, l, true, scale));
   }

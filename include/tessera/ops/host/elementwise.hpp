@@ -254,7 +254,40 @@ void adamw_step(host_system, T* param, grad_t<T>* master, const grad_t<T>* grad,
                 const math::adamw_params& p, bool decay) {
   const prof::scope prof_("adamw");
   using G = grad_t<T>;
-  host_system::for_each_index(n, kernels::adamw<T, G>{param, master, grad, m, v, math::adamw_prepare<G>(p, decay)});
+  const auto s = math::adamw_prepare<G>(p, decay);
+#if TESSERA_HOST_VECTORS
+  // 16 lanes at a time (the square root and division of the scalar loop would make this compute-bound;
+  // vectorised it is a stream over memory); the tail, and other types, run the shared scalar kernel
+  if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<G, float>) {
+    using namespace host_detail;
+    const kernels::adamw<T, G> tail{param, master, grad, m, v, s};
+    if (master)
+      blocks16(
+          n,
+          [=](i64 i) {
+            math::vf16 mi = load16(m + i), vi = load16(v + i);
+            const math::vf16 nw = math::adamw_update(load16(master + i), load16(grad + i), mi, vi, s);
+            store16(m + i, mi);
+            store16(v + i, vi);
+            store16(master + i, nw);
+            store16(param + i, nw);
+          },
+          tail);
+    else
+      blocks16(
+          n,
+          [=](i64 i) {
+            math::vf16 mi = load16(m + i), vi = load16(v + i);
+            const math::vf16 nw = math::adamw_update(load16(param + i), load16(grad + i), mi, vi, s);
+            store16(m + i, mi);
+            store16(v + i, vi);
+            store16(param + i, nw);
+          },
+          tail);
+    return;
+  }
+#endif
+  host_system::for_each_index(n, kernels::adamw<T, G>{param, master, grad, m, v, s});
 }
 
 }  // namespace tessera::ops
