@@ -261,29 +261,18 @@ void adamw_step(host_system, T* param, grad_t<T>* master, const grad_t<T>* grad,
   if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<G, float>) {
     using namespace host_detail;
     const kernels::adamw<T, G> tail{param, master, grad, m, v, s};
-    if (master)
-      blocks16(
-          n,
-          [=](i64 i) {
-            math::vf16 mi = load16(m + i), vi = load16(v + i);
-            const math::vf16 nw = math::adamw_update(load16(master + i), load16(grad + i), mi, vi, s);
-            store16(m + i, mi);
-            store16(v + i, vi);
-            store16(master + i, nw);
-            store16(param + i, nw);
-          },
-          tail);
-    else
-      blocks16(
-          n,
-          [=](i64 i) {
-            math::vf16 mi = load16(m + i), vi = load16(v + i);
-            const math::vf16 nw = math::adamw_update(load16(param + i), load16(grad + i), mi, vi, s);
-            store16(m + i, mi);
-            store16(v + i, vi);
-            store16(param + i, nw);
-          },
-          tail);
+    blocks16(
+        n,
+        [=](i64 i) {
+          math::vf16 mi = load16(m + i), vi = load16(v + i);
+          const math::vf16 w = master ? load16(master + i) : load16(param + i);
+          const math::vf16 nw = math::adamw_update(w, load16(grad + i), mi, vi, s);
+          store16(m + i, mi);
+          store16(v + i, vi);
+          if (master) store16(master + i, nw);
+          store16(param + i, nw);
+        },
+        tail);
     return;
   }
 #endif
