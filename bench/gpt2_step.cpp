@@ -1,6 +1,7 @@
 // bench/gpt2_step — tessera's side of the GPT-2 124M training-step benchmark (scripts/bench.sh step):
 // vocab 50304, T = 64, 12 layers, C = 768, 12 heads, tied embeddings, fp32, AdamW. argv[1] picks the
-// layout: one (1 rank), dp2, pp2 (1F1B, 2 microbatches), tp2 (2 ranks each); the rest are ts::train flags.
+// layout: one (1 rank), dp2, pp2 (1F1B, 2 microbatches), tp2 (2 ranks each), one_bf16 (1 rank, bf16); the rest
+// are ts::train flags.
 #include <tessera/tessera.hpp>
 
 #include <cstdio>
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
       {"dp2", run<ts::plan<gpt2, ts::mesh<ts::dp<2>>, ts::gpipe<1>>>},
       {"pp2", run<ts::plan<gpt2, ts::mesh<ts::pp<2>>, ts::one_f_one_b<2>>>},
       {"tp2", run<ts::plan<gpt2, ts::mesh<ts::tp<2>>, ts::gpipe<1>>>},
+      // bf16 storage and activations (GEMMs on AVX512-BF16 through oneDNN where the CPU has it), fp32 master
+      // weights, moments and gradients
+      {"one_bf16", run<ts::plan<gpt2, ts::mesh<>, ts::gpipe<1>, ts::precision<ts::bf16>>>},
   };
   if (argc >= 2)
     for (const entry& e : plans)
@@ -29,6 +33,6 @@ int main(int argc, char** argv) {
         argv[1] = argv[0];
         return e.fn(argc - 1, argv + 1);
       }
-  std::fprintf(stderr, "usage: %s one|dp2|pp2|tp2 [ts::train flags]\n", argv[0]);
+  std::fprintf(stderr, "usage: %s one|dp2|pp2|tp2|one_bf16 [ts::train flags]\n", argv[0]);
   return 2;
 }

@@ -118,7 +118,7 @@ def svg(path):
     groups = {}
     for o in prof["ops"]:
         name = o["op"]
-        key = "GEMM (OpenBLAS)" if name.startswith("sgemm") else name.replace(" fwd", "").replace(" bwd", "")
+        key = "GEMM (OpenBLAS)" if name.startswith("sgemm") else "GEMM (bf16, oneDNN)" if name.startswith("bf16gemm") else name.replace(" fwd", "").replace(" bwd", "")
         groups[key] = groups.get(key, 0) + o["ms_per_step"]
     items = sorted(groups.items(), key=lambda kv: -kv[1])[:10]
     W, bar = 760, 18

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -38,9 +39,13 @@ inline int default_threads() {
   return std::max(1, cores / local);
 }
 /// Peak FLOP/s of one rank, measured with an OpenBLAS GEMM (rank 0's value is used everywhere).
+/// The GEMM rate the MFU is measured against: an n = 768 square GEMM in the step's precision (bf16 inputs run
+/// on the engine bf16 GEMMs get here: AVX512-BF16 through oneDNN where available).
+template <class T = float>
 inline double measure_peak_flops() {
   const int n = 768;
-  std::vector<float> a(static_cast<std::size_t>(n) * n, 0.5f), b(a), c(a.size());
+  std::vector<T> a(static_cast<std::size_t>(n) * n, T(0.5f)), b(a);
+  std::vector<float> c(a.size());
   double best = 1e30;
   for (int rep = 0; rep < 4; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -64,24 +69,35 @@ inline void reset_peak_rss() {
   std::ofstream f("/proc/self/clear_refs");
   if (f) f << "5";
 }
-/// A GEMM shape of the profile ("sgemm NT 256x768x2304") run alone on fresh buffers: best GFLOP/s of 3.
+/// Whether a profile row is a GEMM: "sgemm …" (fp32, OpenBLAS) or "bf16gemm …" (bf16 inputs).
+inline bool is_gemm_row(const std::string& name) {
+  return name.rfind("sgemm ", 0) == 0 || name.rfind("bf16gemm ", 0) == 0;
+}
+/// A GEMM shape of the profile ("sgemm NT 256x768x2304", "bf16gemm NN …") run alone on fresh buffers:
+/// best GFLOP/s of 3.
 inline double isolated_gemm_gflops(const std::string& name) {
-  char ta = 'N', tb = 'N';
+  char kind[16] = {}, ta = 'N', tb = 'N';
   long long m = 0, n = 0, k = 0;
-  if (std::sscanf(name.c_str(), "sgemm %c%c %lldx%lldx%lld", &ta, &tb, &m, &n, &k) != 5 || m <= 0 || n <= 0 || k <= 0)
+  if (std::sscanf(name.c_str(), "%15s %c%c %lldx%lldx%lld", kind, &ta, &tb, &m, &n, &k) != 6 || m <= 0 || n <= 0 ||
+      k <= 0 || !is_gemm_row(name))
     return 0;
   using ops::host::trans;
   const trans a_t = ta == 'T' ? trans::yes : trans::no, b_t = tb == 'T' ? trans::yes : trans::no;
-  std::vector<float> A(static_cast<std::size_t>(m * k), 0.01f), B(static_cast<std::size_t>(k * n), 0.02f),
-      C(static_cast<std::size_t>(m * n), 0.0f);
   const long long lda = a_t == trans::yes ? m : k, ldb = b_t == trans::yes ? k : n;
-  double best = 1e30;
-  for (int rep = 0; rep < 4; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    ops::host::gemm(a_t, b_t, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, C.data(), n);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (rep > 0) best = std::min(best, dt);
-  }
+  std::vector<float> C(static_cast<std::size_t>(m * n), 0.0f);
+  auto run = [&](auto zero) {
+    using E = decltype(zero);
+    std::vector<E> A(static_cast<std::size_t>(m * k), E(0.01f)), B(static_cast<std::size_t>(k * n), E(0.02f));
+    double best = 1e30;
+    for (int rep = 0; rep < 4; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ops::host::gemm(a_t, b_t, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, C.data(), n);
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (rep > 0) best = std::min(best, dt);
+    }
+    return best;
+  };
+  const double best = std::string_view(kind) == "bf16gemm" ? run(bf16(0.0f)) : run(0.0f);
   return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / best / 1e9;
 }
 /// Rank 0's operator profile per step: a table on stderr and a JSON object for the log.
@@ -94,7 +110,7 @@ inline nlohmann::json profile_report(int steps, double step_ms, bool print) {
     const bool was = prof::enabled();
     prof::enabled() = false;  // the isolated runs are not part of the profile
     for (std::size_t i = 0; i < rows.size(); ++i)
-      if (rows[i].first.rfind("sgemm ", 0) == 0) {
+      if (is_gemm_row(rows[i].first)) {
         alone[i] = isolated_gemm_gflops(rows[i].first);
         peak = std::max(peak, alone[i]);
       }
@@ -103,7 +119,7 @@ inline nlohmann::json profile_report(int steps, double step_ms, bool print) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& [name, e] = rows[i];
     total += e.seconds;
-    const bool gemm = name.rfind("sgemm ", 0) == 0;
+    const bool gemm = is_gemm_row(name);
     if (gemm) {
       gemm_s += e.seconds;
       gemm_flops += e.flops;
@@ -198,7 +214,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
   auto emit = [&](const nlohmann::json& j) {
     if (log) log << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n' << std::flush;
   };
-  double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : (rank == 0 ? train_detail::measure_peak_flops() : 0.0);
+  double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : (rank == 0 ? train_detail::measure_peak_flops<T>() : 0.0);
   MPI_Bcast(&peak, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   const double fpt = flops_per_token(pd.model);
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(tr.global_batch()) * pd.model.seq;
@@ -210,6 +226,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
   nlohmann::json start{{"event", "start"}, {"plan", plan}, {"params", pd.model.num_params()},
         {"world", world}, {"threads", omp_get_max_threads()},
         {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
+        {"bf16_gemm", ops::host::bf16_gemm_engine()},
         {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step}, {"steps", o.steps},
         {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()},
                   {"shuffle", shuffle}}},

@@ -1,7 +1,8 @@
 // tessera/ops/host/blas.hpp — the host GEMM: OpenBLAS cblas_{s,d,sb}gemm, row-major, C = αA·B + βC.
 //
-// fp32 → cblas_sgemm, fp64 (gradient-check reference) → cblas_dgemm, bf16 inputs → cblas_sbgemm with
-// fp32 accumulation and an fp32 result. Nothing here is a hand-written GEMM.
+// fp32 → cblas_sgemm, fp64 (gradient-check reference) → cblas_dgemm, bf16 inputs (fp32 accumulation and
+// result) → cblas_sbgemm where OpenBLAS has it, else oneDNN's AVX512-BF16 matmul (onednn.hpp, loaded at
+// run time), else the inputs widened to fp32 for cblas_sgemm. Nothing here is a hand-written GEMM.
 #pragma once
 #include <cblas.h>
 
@@ -13,6 +14,7 @@
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/profile.hpp"
+#include "tessera/ops/host/onednn.hpp"
 
 #pragma weak cblas_sbgemm
 
@@ -71,22 +73,43 @@ inline T* scratch(std::int64_t n, int slot = 0);
 /// 0.3.21 does not). The symbol is referenced weakly, so a program links either way.
 inline bool have_sbgemm() { return &cblas_sbgemm != nullptr; }
 
-/// bf16 inputs, fp32 accumulation and result: cblas_sbgemm (AVX512-BF16) where OpenBLAS has it,
-/// otherwise the inputs are widened to fp32 (exactly) and cblas_sgemm runs — the same arithmetic.
+/// Which engine runs bf16 GEMMs in this process: "openblas sbgemm", "onednn <kernel>" or "widened sgemm".
+inline std::string bf16_gemm_engine() {
+  if (have_sbgemm()) return "openblas sbgemm";
+  if (onednn::probe().ok) return "onednn " + onednn::probe().kernel;
+  return "widened sgemm";
+}
+
+/// bf16 inputs widened to fp32 (exactly) for cblas_sgemm: the same products, summed in fp32.
+inline void gemm_widened(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                         const bf16* a, std::int64_t lda, const bf16* b, std::int64_t ldb, float beta, float* c,
+                         std::int64_t ldc) {
+  const std::int64_t a_rows = ta == trans::yes ? k : m, b_rows = tb == trans::yes ? n : k;
+  float* wa = scratch<float>(a_rows * lda, 4);
+  float* wb = scratch<float>(b_rows * ldb, 5);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < a_rows * lda; ++i) wa[i] = static_cast<float>(a[i]);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < b_rows * ldb; ++i) wb[i] = static_cast<float>(b[i]);
+  gemm(ta, tb, m, n, k, alpha, static_cast<const float*>(wa), lda, static_cast<const float*>(wb), ldb, beta, c, ldc);
+}
+
+/// bf16 inputs, fp32 accumulation and result: cblas_sbgemm where OpenBLAS has it, else oneDNN's AVX512-BF16
+/// matmul where the library and the CPU feature are there, else gemm_widened.
 inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                  const bf16* a, std::int64_t lda, const bf16* b, std::int64_t ldb, float beta, float* c,
                  std::int64_t ldc) {
   if (m == 0 || n == 0) return;
   static_assert(sizeof(bfloat16) == sizeof(bf16));
   if (!have_sbgemm()) {
-    const std::int64_t a_rows = ta == trans::yes ? k : m, b_rows = tb == trans::yes ? n : k;
-    float* wa = scratch<float>(a_rows * lda, 4);
-    float* wb = scratch<float>(b_rows * ldb, 5);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < a_rows * lda; ++i) wa[i] = static_cast<float>(a[i]);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < b_rows * ldb; ++i) wb[i] = static_cast<float>(b[i]);
-    gemm(ta, tb, m, n, k, alpha, static_cast<const float*>(wa), lda, static_cast<const float*>(wb), ldb, beta, c, ldc);
+    if (k > 0 && onednn::probe().ok) {
+      const prof::scope p(prof::enabled() ? detail::gemm_name("bf16gemm", ta == trans::yes, tb == trans::yes, m, n, k)
+                                          : std::string(),
+                          2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
+      onednn::gemm(ta == trans::yes, tb == trans::yes, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+    gemm_widened(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   cblas_sbgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
