@@ -625,7 +625,7 @@ TEST_CASE("gradcheck: causal GQA flash attention, packed and fused-QKV strides")
 }
 
 TEST_CASE("gradcheck: attention over T = 150 > the key tile (online-softmax merges)") {
-  static_assert(op::attention_key_tile == 64, "the rows below sit at the tile boundaries of 64");
+  static_assert(op::attention_tile == 64, "the rows below sit at the tile boundaries of 64");
   const std::vector<i64> rows{0, 1, 62, 63, 64, 65, 100, 127, 128, 129, 148, 149};
   attention_case<8>({1, 150, 4, 2, 8, true}, rows);
   attention_case<16>({1, 150, 3, 1, 16, false}, rows);

@@ -2,11 +2,16 @@
 //
 // Layout: token row n = b·T + t; query head h of row n at q[n·ld_q + h·D …], key/value head g at
 // k[n·ld_k + g·D …] (so q, k and v can be column blocks of one fused QKV projection output); query head
-// h attends with kv head h / (Hq/Hkv). The forward walks the keys of each query row in tiles of
-// `key_tile` with an online softmax — no T×T score matrix exists, per head or otherwise — and saves
-// the row log-sum-exp lse[(b·Hq + h)·T + t]. The backward recomputes the probabilities from lse
-// (FlashAttention-2): P = exp(S − lse), dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dO∘O)),
-// dQ = dS·K·scale, dK += dSᵀ·Q·scale. D, the head size, is a compile-time constant from the model type.
+// h attends with kv head h / (Hq/Hkv). D, the head size, is a compile-time constant from the model type.
+//
+// FlashAttention-2 in tiles of 64 queries × 64 keys: no T×T score matrix exists, per head or otherwise.
+// The forward takes, for each (batch, head, query tile), the key tiles up to the diagonal: S = Q·Kᵀ
+// (OpenBLAS, single-threaded inside the OpenMP task), an online softmax per row (math::rescale; exp on 16
+// lanes, math::fexp), O += P·V (OpenBLAS); it saves the row log-sum-exp lse[(b·Hq + h)·T + t]. The backward,
+// for each (batch, kv head), recomputes P = exp(S·scale − lse) tile by tile and accumulates
+// dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dO∘O))·scale (math::attention_dscore), dQ += dS·K,
+// dK += dSᵀ·Q — five GEMMs per tile. Tiles are widened to the accumulation type (fp32 for fp32/bf16,
+// double for the double reference), so bf16 storage is rounded once, on the way out.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -25,9 +30,46 @@ namespace tessera::ops {
 namespace host_detail {
 using attention_detail::check_attention;
 using attention_detail::packed;
+
+/// p[c] = exp(s[c]·mul − shift) for c < valid, 0 for valid ≤ c < n (the causal mask); returns Σ p.
+template <class A>
+inline A masked_exp_row(const A* s, A* p, int valid, int n, A mul, A shift) {
+  A sum = 0;
+  int c = 0;
+#if TESSERA_HOST_VECTORS
+  if constexpr (std::is_same_v<A, float>) {
+    const math::vi16 lane{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    math::vf16 acc{};
+    for (; c + 16 <= n; c += 16) {
+      const math::vf16 e = math::fexp(load16(s + c) * mul - shift);
+      const math::vf16 v = (lane + c) < valid ? e : math::vf16{};
+      store16(p + c, v);
+      acc += v;
+    }
+    for (int l = 0; l < 16; ++l) sum += acc[l];
+  }
+#endif
+  for (; c < n; ++c) {
+    p[c] = c < valid ? math::fexp(s[c] * mul - shift) : A(0);
+    sum += p[c];
+  }
+  return sum;
+}
+
+/// rows × D tile of a strided head (row r at src + r·ld) widened to A, times mul.
+template <int D, class T, class A>
+inline void load_tile(const T* src, i64 ld, int rows, A* dst, A mul = A(1)) {
+  for (int r = 0; r < rows; ++r) {
+    const T* s = src + r * ld;
+    A* d = dst + r * D;
+#pragma omp simd
+    for (int c = 0; c < D; ++c) d[c] = load(s[c]) * mul;
+  }
+}
 }  // namespace host_detail
 
-inline constexpr int attention_key_tile = 64;
+/// Queries × keys per tile (both).
+inline constexpr int attention_tile = 64;
 
 /// o = softmax(q·kᵀ·scale + causal mask)·v per head; lse saved for the backward.
 template <int D, class T>
@@ -35,52 +77,50 @@ void attention_forward(host_system, const T* q, const T* k, const T* v, T* o, ac
                        acc_t<T> scale) {
   const prof::scope prof_("attention fwd", 2.0 * sh.B * sh.Hq * sh.T * sh.T * D);
   using A = acc_t<T>;
+  using host::trans;
   sh = host_detail::packed(sh, D);
   host_detail::check_attention(sh, D);
-  const i64 Tn = sh.T, Hq = sh.Hq, rep = sh.Hq / sh.Hkv;
-  constexpr int Bc = attention_key_tile;
-#pragma omp parallel for collapse(2) schedule(dynamic, 16)
-  for (i64 bh = 0; bh < sh.B * Hq; ++bh) {
-    for (i64 i = 0; i < Tn; ++i) {
-      const i64 b = bh / Hq, h = bh % Hq, g = h / rep;
-      A qv[D], acc[D], s[Bc];
-      const T* qr = q + (b * Tn + i) * sh.ld_q + h * D;
-#pragma omp simd
-      for (int d = 0; d < D; ++d) {
-        qv[d] = load(qr[d]) * scale;
-        acc[d] = 0;
-      }
-      A m = -INFINITY, l = 0;
-      for (i64 j0 = 0; j0 <= i; j0 += Bc) {
-        const int jn = static_cast<int>(std::min<i64>(Bc, i + 1 - j0));
+  constexpr int Bt = attention_tile;
+  const i64 Tn = sh.T, Hq = sh.Hq, rep = sh.Hq / sh.Hkv, tiles = (Tn + Bt - 1) / Bt;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (i64 task = 0; task < sh.B * Hq * tiles; ++task) {
+    // the biggest query tiles (most key tiles) first
+    const i64 it = tiles - 1 - task % tiles, bh = task / tiles, b = bh / Hq, h = bh % Hq, g = h / rep;
+    const i64 i0 = it * Bt;
+    const int ni = static_cast<int>(std::min<i64>(Bt, Tn - i0));
+    A* Qf = host::scratch<A>(4 * Bt * D + 2 * Bt * Bt + 2 * Bt, 6);
+    A *Of = Qf + Bt * D, *Kf = Of + Bt * D, *Vf = Kf + Bt * D, *S = Vf + Bt * D, *P = S + Bt * Bt;
+    A *m = P + Bt * Bt, *l = m + Bt;
+    host_detail::load_tile<D>(q + (b * Tn + i0) * sh.ld_q + h * D, sh.ld_q, ni, Qf, scale);
+    std::fill(Of, Of + ni * D, A(0));
+    std::fill(m, m + ni, A(-INFINITY));
+    std::fill(l, l + ni, A(0));
+    for (i64 j0 = 0; j0 <= i0; j0 += Bt) {
+      const int jn = static_cast<int>(std::min<i64>(Bt, i0 + ni - j0));
+      host_detail::load_tile<D>(k + (b * Tn + j0) * sh.ld_k + g * D, sh.ld_k, jn, Kf);
+      host_detail::load_tile<D>(v + (b * Tn + j0) * sh.ld_v + g * D, sh.ld_v, jn, Vf);
+      host::gemm_unprofiled(trans::no, trans::yes, ni, jn, D, A(1), Qf, D, Kf, D, A(0), S, Bt);
+      for (int r = 0; r < ni; ++r) {
+        const int valid = static_cast<int>(std::min<i64>(jn, i0 + r - j0 + 1));  // ≥ 1: j0 ≤ i0 ≤ i0 + r
+        const A* sr = S + r * Bt;
         A bm = -INFINITY;
-        for (int j = 0; j < jn; ++j) {
-          const T* kr = k + (b * Tn + j0 + j) * sh.ld_k + g * D;
-          A dot = 0;
-#pragma omp simd reduction(+ : dot)
-          for (int d = 0; d < D; ++d) dot += qv[d] * load(kr[d]);
-          s[j] = dot;
-          bm = std::max(bm, dot);
-        }
-        const A nm = std::max(m, bm);
-        const A corr = math::rescale(m, nm);
-        l *= corr;
+        for (int c = 0; c < valid; ++c) bm = std::max(bm, sr[c]);
+        const A nm = std::max(m[r], bm);
+        const A corr = math::rescale(m[r], nm);
+        A* orow = Of + r * D;
 #pragma omp simd
-        for (int d = 0; d < D; ++d) acc[d] *= corr;
-        for (int j = 0; j < jn; ++j) {
-          const A p = std::exp(s[j] - nm);
-          l += p;
-          const T* vr = v + (b * Tn + j0 + j) * sh.ld_v + g * D;
-#pragma omp simd
-          for (int d = 0; d < D; ++d) acc[d] += p * load(vr[d]);
-        }
-        m = nm;
+        for (int d = 0; d < D; ++d) orow[d] *= corr;
+        l[r] = l[r] * corr + host_detail::masked_exp_row(sr, P + r * Bt, valid, jn, A(1), nm);
+        m[r] = nm;
       }
-      T* orow = o + (b * Tn + i) * sh.ld_o + h * D;
-      const A inv = A(1) / l;
+      host::gemm_unprofiled(trans::no, trans::no, ni, D, jn, A(1), P, Bt, Vf, D, A(1), Of, D);
+    }
+    for (int r = 0; r < ni; ++r) {
+      T* orow = o + (b * Tn + i0 + r) * sh.ld_o + h * D;
+      const A inv = A(1) / l[r];
 #pragma omp simd
-      for (int d = 0; d < D; ++d) orow[d] = store<T>(acc[d] * inv);
-      lse[(b * Hq + h) * Tn + i] = m + std::log(l);
+      for (int d = 0; d < D; ++d) orow[d] = store<T>(Of[r * D + d] * inv);
+      lse[(b * Hq + h) * Tn + i0 + r] = m[r] + std::log(l[r]);
     }
   }
 }
@@ -91,53 +131,58 @@ void attention_backward(host_system, const T* dout, const T* q, const T* k, cons
                         const acc_t<T>* lse, attention_shape sh, acc_t<T> scale, T* dq, T* dk, T* dv) {
   const prof::scope prof_("attention bwd", 4.0 * sh.B * sh.Hq * sh.T * sh.T * D);
   using A = acc_t<T>;
+  using host::trans;
   sh = host_detail::packed(sh, D);
   host_detail::check_attention(sh, D);
+  constexpr int Bt = attention_tile;
   const i64 Tn = sh.T, Hq = sh.Hq, Hkv = sh.Hkv, rep = sh.Hq / sh.Hkv;
 #pragma omp parallel for schedule(dynamic, 1)
   for (i64 bg = 0; bg < sh.B * Hkv; ++bg) {
     const i64 b = bg / Hkv, g = bg % Hkv;
-    A* dka = host::scratch<A>(2 * Tn * D, 2);
-    A* dva = dka + Tn * D;
-    std::fill(dka, dka + 2 * Tn * D, A(0));
+    A* dKa = host::scratch<A>(3 * Tn * D + Tn + 4 * Bt * D + 3 * Bt * Bt, 2);
+    A *dVa = dKa + Tn * D, *dQa = dVa + Tn * D, *Di = dQa + Tn * D;
+    A *Kf = Di + Tn, *Vf = Kf + Bt * D, *Qf = Vf + Bt * D, *dOf = Qf + Bt * D;
+    A *S = dOf + Bt * D, *P = S + Bt * Bt, *dP = P + Bt * Bt;
+    std::fill(dKa, dKa + 2 * Tn * D, A(0));
     for (i64 h = g * rep; h < (g + 1) * rep; ++h) {
-      for (i64 i = 0; i < Tn; ++i) {
-        const T* qr = q + (b * Tn + i) * sh.ld_q + h * D;
+      const A* lh = lse + (b * Hq + h) * Tn;
+      for (i64 i = 0; i < Tn; ++i) {  // D_i = rowsum(dO ∘ O)
         const T* dor = dout + (b * Tn + i) * sh.ld_o + h * D;
         const T* orow = o + (b * Tn + i) * sh.ld_o + h * D;
-        A qv[D], dov[D], dqa[D];
-        A Di = 0;
-#pragma omp simd reduction(+ : Di)
-        for (int d = 0; d < D; ++d) {
-          qv[d] = load(qr[d]);
-          dov[d] = load(dor[d]);
-          dqa[d] = 0;
-          Di += dov[d] * load(orow[d]);
-        }
-        const A li = lse[(b * Hq + h) * Tn + i];
-        for (i64 j = 0; j <= i; ++j) {
-          const T* kr = k + (b * Tn + j) * sh.ld_k + g * D;
-          const T* vr = v + (b * Tn + j) * sh.ld_v + g * D;
-          A s = 0, dp = 0;
-#pragma omp simd reduction(+ : s, dp)
-          for (int d = 0; d < D; ++d) {
-            s += qv[d] * load(kr[d]);
-            dp += dov[d] * load(vr[d]);
-          }
-          const A p = std::exp(s * scale - li);
-          const A ds = math::attention_dscore(p, dp, Di) * scale;
-          A* dkr = dka + j * D;
-          A* dvr = dva + j * D;
+        A di = 0;
+#pragma omp simd reduction(+ : di)
+        for (int d = 0; d < D; ++d) di += load(dor[d]) * load(orow[d]);
+        Di[i] = di;
+      }
+      std::fill(dQa, dQa + Tn * D, A(0));
+      for (i64 j0 = 0; j0 < Tn; j0 += Bt) {
+        const int jn = static_cast<int>(std::min<i64>(Bt, Tn - j0));
+        host_detail::load_tile<D>(k + (b * Tn + j0) * sh.ld_k + g * D, sh.ld_k, jn, Kf);
+        host_detail::load_tile<D>(v + (b * Tn + j0) * sh.ld_v + g * D, sh.ld_v, jn, Vf);
+        for (i64 i0 = j0; i0 < Tn; i0 += Bt) {  // query tiles at or below the diagonal
+          const int ni = static_cast<int>(std::min<i64>(Bt, Tn - i0));
+          host_detail::load_tile<D>(q + (b * Tn + i0) * sh.ld_q + h * D, sh.ld_q, ni, Qf);
+          host_detail::load_tile<D>(dout + (b * Tn + i0) * sh.ld_o + h * D, sh.ld_o, ni, dOf);
+          host::gemm_unprofiled(trans::no, trans::yes, ni, jn, D, A(1), Qf, D, Kf, D, A(0), S, Bt);
+          host::gemm_unprofiled(trans::no, trans::yes, ni, jn, D, A(1), dOf, D, Vf, D, A(0), dP, Bt);
+          for (int r = 0; r < ni; ++r) {
+            const int valid = static_cast<int>(std::min<i64>(jn, i0 + r - j0 + 1));
+            A* pr = P + r * Bt;
+            A* dpr = dP + r * Bt;
+            host_detail::masked_exp_row(S + r * Bt, pr, valid, jn, scale, lh[i0 + r]);
+            const A di = Di[i0 + r];
 #pragma omp simd
-          for (int d = 0; d < D; ++d) {
-            dvr[d] += p * dov[d];
-            dkr[d] += ds * qv[d];
-            dqa[d] += ds * load(kr[d]);
+            for (int c = 0; c < jn; ++c) dpr[c] = math::attention_dscore(pr[c], dpr[c], di) * scale;  // dS
           }
+          host::gemm_unprofiled(trans::yes, trans::no, jn, D, ni, A(1), P, Bt, dOf, D, A(1), dVa + j0 * D, D);
+          host::gemm_unprofiled(trans::no, trans::no, ni, D, jn, A(1), dP, Bt, Kf, D, A(1), dQa + i0 * D, D);
+          host::gemm_unprofiled(trans::yes, trans::no, jn, D, ni, A(1), dP, Bt, Qf, D, A(1), dKa + j0 * D, D);
         }
+      }
+      for (i64 i = 0; i < Tn; ++i) {
         T* dqr = dq + (b * Tn + i) * sh.ld_q + h * D;
 #pragma omp simd
-        for (int d = 0; d < D; ++d) dqr[d] = store<T>(dqa[d]);
+        for (int d = 0; d < D; ++d) dqr[d] = store<T>(dQa[i * D + d]);
       }
     }
     for (i64 j = 0; j < Tn; ++j) {
@@ -145,8 +190,8 @@ void attention_backward(host_system, const T* dout, const T* q, const T* k, cons
       T* dvr = dv + (b * Tn + j) * sh.ld_v + g * D;
 #pragma omp simd
       for (int d = 0; d < D; ++d) {
-        dkr[d] = store<T>(dka[j * D + d]);
-        dvr[d] = store<T>(dva[j * D + d]);
+        dkr[d] = store<T>(dKa[j * D + d]);
+        dvr[d] = store<T>(dVa[j * D + d]);
       }
     }
   }

@@ -66,6 +66,21 @@ inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_
               detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
               detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
 }
+/// The same GEMMs without a profile scope of their own: for the tile GEMMs inside an operator (attention)
+/// whose scope already counts them.
+inline void gemm_unprofiled(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                            const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                            std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
+              detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
+              detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
+}
+inline void gemm_unprofiled(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                            const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+                            double* c, std::int64_t ldc) {
+  gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 template <class T>
 inline T* scratch(std::int64_t n, int slot = 0);
 
