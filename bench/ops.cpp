@@ -23,10 +23,6 @@
 
 #include "tessera/ops/host.hpp"
 
-#ifndef TESSERA_BENCH_HAVE_SBGEMM
-#define TESSERA_BENCH_HAVE_SBGEMM 0
-#endif
-
 namespace ts = tessera;
 namespace ops = tessera::ops;
 using i64 = std::int64_t;
@@ -161,22 +157,17 @@ class bench {
       });
     }
     // ---- linears: y = x·Wᵀ + b; backward dx = dy·W, dW += dyᵀ·x, db += Σ dy ----
-    // (bf16 linears need cblas_sbgemm; an OpenBLAS built without BUILD_BFLOAT16 lacks it: skipped then)
-    constexpr bool have_linear = std::is_same_v<S, float> || TESSERA_BENCH_HAVE_SBGEMM;
+    // (bf16: OpenBLAS's sbgemm where it has one, else oneDNN's AVX512-BF16 matmul, else widened sgemm)
     const auto linear = [&](const char* name, i64 in, i64 out) {
-      if constexpr (have_linear) {
-        auto x = randv<S>(N * in, -1, 1, 9), W = randv<S>(out * in, -0.05f, 0.05f, 10);
-        auto b = randv<S>(out, -0.1f, 0.1f, 11), dy = randv<S>(N * out, -1, 1, 12);
-        std::vector<S> y(static_cast<std::size_t>(N * out)), dx(x.size());
-        std::vector<G> dW(W.size()), db(b.size());
-        measure(name, T, "fwd", dt,
-                [&] { ops::linear_forward(sys, x.data(), W.data(), b.data(), N, in, out, y.data()); });
-        measure(name, T, "bwd", dt, [&] {
-          ops::linear_backward(sys, dy.data(), x.data(), W.data(), N, in, out, dx.data(), dW.data(), db.data());
-        });
-      } else {
-        (void)name, (void)in, (void)out;
-      }
+      auto x = randv<S>(N * in, -1, 1, 9), W = randv<S>(out * in, -0.05f, 0.05f, 10);
+      auto b = randv<S>(out, -0.1f, 0.1f, 11), dy = randv<S>(N * out, -1, 1, 12);
+      std::vector<S> y(static_cast<std::size_t>(N * out)), dx(x.size());
+      std::vector<G> dW(W.size()), db(b.size());
+      measure(name, T, "fwd", dt,
+              [&] { ops::linear_forward(sys, x.data(), W.data(), b.data(), N, in, out, y.data()); });
+      measure(name, T, "bwd", dt, [&] {
+        ops::linear_backward(sys, dy.data(), x.data(), W.data(), N, in, out, dx.data(), dW.data(), db.data());
+      });
     };
     linear("linear_qkv", C, 3 * C);
     // ---- causal self-attention on the fused QKV output [N × 3C] (q, k, v = column blocks) → [N × C] ----

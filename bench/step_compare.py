@@ -2,13 +2,16 @@
 """bench/step_compare.py — GPT-2 124M training step: tessera vs PyTorch, alternating, on this machine.
 
     step_compare.py --mpiexec MPIEXEC --exe bench_gpt2_step --data FILE [--rounds 3] [--steps 3]
-                    [--threads 2] [--batch 4] [--layouts dp2,pp2,tp2] [--markdown FILE]
+                    [--threads 2] [--batch 4] [--layouts dp2,pp2,tp2] [--fp32-only] [--markdown FILE]
                     [--docs docs/performance.md --svg docs/performance_step.svg]
 
 Each round runs tessera (1 rank, --threads T) then PyTorch (T threads), each for 1 + --steps steps; the
 first step of every run is warm-up and dropped. Reported: the medians over all kept steps, tokens/s, and
-tessera/PyTorch in tokens/s (> 1: tessera faster). --layouts also runs tessera on 2 ranks (dp2, pp2, tp2;
+tessera/PyTorch in tokens/s (> 1: tessera faster). --layouts (default dp2,pp2,tp2; "" for none) also runs tessera on 2 ranks (dp2, pp2, tp2;
 T/2 threads each, so the same cores) and reports each against the 1-rank run: the cost of communication.
+Unless --fp32-only, every round also runs tessera's bf16 plan and PyTorch under bf16 autocast, with their speed-ups
+over their own fp32 runs and the largest change of the loss over the steps (same data, same initial
+weights as their fp32 runs).
 Then one more tessera run with --profile gives the per-operator breakdown of the step (time, share,
 GFLOP/s; every GEMM shape also run alone, the fastest of which is the machine's measured GEMM peak).
 --docs replaces the text between the `<!-- bench:step -->` markers of that file with the results, and
@@ -24,7 +27,8 @@ ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--steps", type=int, default=3)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--batch", type=int, default=4)
-ap.add_argument("--layouts", default="")
+ap.add_argument("--layouts", default="dp2,pp2,tp2")
+ap.add_argument("--fp32-only", dest="bf16", action="store_false")
 ap.add_argument("--markdown")
 ap.add_argument("--docs")
 ap.add_argument("--svg")
@@ -48,26 +52,34 @@ def tessera(layout, ranks, threads, profile=False):
     return [s["step_ms"] for s in steps[1:]], [s["loss"] for s in steps]
 
 
-def torch_run():
+def torch_run(bf16=False):
     out = os.path.join(tmp, "torch.json")
     cmd = ["/usr/bin/python3", os.path.join(here, "gpt2_step_torch.py"), "--data", a.data, "--steps",
-           str(a.steps + 1), "--batch", str(a.batch), "--threads", str(a.threads), "--json", out]
+           str(a.steps + 1), "--batch", str(a.batch), "--threads", str(a.threads), "--json", out] + \
+          (["--bf16"] if bf16 else [])
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         sys.exit(f"torch failed ({r.returncode}):\n{r.stdout}")
     j = json.load(open(out))
-    return j["step_ms"][1:], j["torch"]
+    return j["step_ms"][1:], j["torch"], j["loss"]
 
 
 tok = a.batch * 64
 ts_ms, th_ms, losses = [], [], None
+bf_ms, thb_ms, bf_losses, th_losses, thb_losses = [], [], None, None, None
 for rnd in range(a.rounds):
     t, losses = tessera("one", 1, a.threads)
     ts_ms += t
-    p, version = torch_run()
+    p, version, th_losses = torch_run()
     th_ms += p
-    print(f"round {rnd + 1}/{a.rounds}: tessera {statistics.median(t):8.1f} ms   torch {statistics.median(p):8.1f} ms",
-          file=sys.stderr, flush=True)
+    line = f"round {rnd + 1}/{a.rounds}: tessera {statistics.median(t):8.1f} ms   torch {statistics.median(p):8.1f} ms"
+    if a.bf16:
+        t, bf_losses = tessera("one_bf16", 1, a.threads)
+        bf_ms += t
+        p, _, thb_losses = torch_run(bf16=True)
+        thb_ms += p
+        line += f"   bf16: tessera {statistics.median(t):8.1f} ms   torch {statistics.median(p):8.1f} ms"
+    print(line, file=sys.stderr, flush=True)
 mt, mp = statistics.median(ts_ms), statistics.median(th_ms)
 lines = [f"GPT-2 124M training step, B = {a.batch}, T = 64, fp32, AdamW, {a.threads} threads, one rank "
          f"(medians of {len(ts_ms)} steps each, {a.rounds} alternating rounds; torch {version})",
@@ -78,6 +90,18 @@ lines = [f"GPT-2 124M training step, B = {a.batch}, T = 64, fp32, AdamW, {a.thre
          f"| PyTorch | {mp:.1f} | {tok / mp * 1e3:.0f} |",
          "",
          f"tessera / PyTorch (tokens/s): {mp / mt:.2f}"]
+if a.bf16:
+    mb, mpb = statistics.median(bf_ms), statistics.median(thb_ms)
+    dl = max(abs(x - y) for x, y in zip(bf_losses, losses))
+    dth = max(abs(x - y) for x, y in zip(thb_losses, th_losses))
+    lines += ["", f"bf16 (tessera: `precision<bf16>`, bf16 storage and activations, GEMMs on AVX512-BF16 through oneDNN, "
+              "fp32 master weights, moments and gradients; PyTorch: `torch.autocast(\"cpu\", torch.bfloat16)`), "
+              "same rounds:", "",
+              "| | step ms | tokens/s | vs own fp32 | largest loss change vs own fp32 |",
+              "|---|---:|---:|---:|---:|",
+              f"| tessera bf16 | {mb:.1f} | {tok / mb * 1e3:.0f} | {mt / mb:.2f} | {dl:.1e} |",
+              f"| PyTorch bf16 | {mpb:.1f} | {tok / mpb * 1e3:.0f} | {mp / mpb:.2f} | {dth:.1e} |",
+              "", f"tessera bf16 / PyTorch bf16 (tokens/s): {mpb / mb:.2f}; tessera bf16 / PyTorch fp32: {mp / mb:.2f}"]
 if a.layouts:
     lines += ["", f"Two ranks on the same {a.threads} cores ({max(1, a.threads // 2)} thread(s) each), against "
               "the one-rank run:", "", "| layout | step ms | tokens/s | vs one rank |", "|---|---:|---:|---:|"]
@@ -107,6 +131,11 @@ lines += [f"| (everything under 0.4%) | | {other:.1f} | | | |",
           "", f"GEMMs: {g['ms_per_step']:.1f} ms per step ({100 * g['share_of_step']:.1f}% of it) at {g['gflops']:.1f} GFLOP/s "
           f"= {100 * g['fraction_of_peak']:.1f}% of the measured GEMM peak ({g['peak_gflops']:.1f} GFLOP/s, the fastest "
           f"of the step's shapes run alone). Operators account for {prof['profiled_ms_per_step']:.1f} ms of the step."]
+if a.bf16:
+    pb = tessera("one_bf16", 1, a.threads, profile=True)["gemm"]
+    lines += ["", f"bf16 plan, profiled the same way: GEMMs {pb['ms_per_step']:.1f} ms per step "
+              f"({100 * pb['share_of_step']:.1f}% of it) at {pb['gflops']:.1f} GFLOP/s = {100 * pb['fraction_of_peak']:.1f}% "
+              f"of the measured bf16 GEMM peak ({pb['peak_gflops']:.1f} GFLOP/s)."]
 text = "\n".join(lines)
 print(text)
 if a.markdown:
@@ -121,20 +150,23 @@ def svg(path):
         key = "GEMM (OpenBLAS)" if name.startswith("sgemm") else "GEMM (bf16, oneDNN)" if name.startswith("bf16gemm") else name.replace(" fwd", "").replace(" bwd", "")
         groups[key] = groups.get(key, 0) + o["ms_per_step"]
     items = sorted(groups.items(), key=lambda kv: -kv[1])[:10]
+    bars = [("tessera", tok / mt * 1e3, "#2b7bb9"), ("PyTorch", tok / mp * 1e3, "#e07b39")]
+    if a.bf16:
+        bars += [("tessera bf16", tok / mb * 1e3, "#7fb3dc"), ("PyTorch bf16", tok / mpb * 1e3, "#f0b48c")]
     W, bar = 760, 18
-    h = 90 + 40 + len(items) * (bar + 6) + 30
+    y0 = 35 + len(bars) * (bar + 8) + 20
+    h = y0 + 12 + len(items) * (bar + 6) + 20
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="10" y="20" font-size="14" font-weight="bold">GPT-2 124M training step, B = {a.batch}, T = 64, fp32, '
            f'{a.threads} threads: tokens/s (tessera / PyTorch = {mp / mt:.2f})</text>']
-    best = max(tok / mt * 1e3, tok / mp * 1e3)
-    for i, (name, v, col) in enumerate([("tessera", tok / mt * 1e3, "#2b7bb9"), ("PyTorch", tok / mp * 1e3, "#e07b39")]):
+    best = max(v for _, v, _ in bars)
+    for i, (name, v, col) in enumerate(bars):
         y = 35 + i * (bar + 8)
         wbar = (W - 260) * v / best
         out += [f'<text x="10" y="{y + 13}">{name}</text>',
                 f'<rect x="120" y="{y}" width="{wbar:.1f}" height="{bar}" fill="{col}"/>',
                 f'<text x="{125 + wbar:.1f}" y="{y + 13}">{v:.0f} tokens/s</text>']
-    y0 = 110
     out.append(f'<text x="10" y="{y0}" font-size="14" font-weight="bold">tessera step by operator (ms per step; '
                f'GEMMs at {100 * g["fraction_of_peak"]:.0f}% of the measured GEMM peak)</text>')
     top = max(v for _, v in items)

@@ -2,8 +2,9 @@
 # Benchmarks, one command:
 #   scripts/bench.sh [allreduce] [RANKS]            tessera all-reduce vs MPI_Allreduce (mpirun, RANKS ranks)
 #   scripts/bench.sh ops [--quick] [--batch B]      host operators vs PyTorch CPU, GPT-2 small shapes
-#   scripts/bench.sh step [--rounds R] [--steps N] [--layouts dp2,pp2,tp2]
-#                                                   a GPT-2 124M training step vs PyTorch (alternating),
+#   scripts/bench.sh step [--rounds R] [--steps N] [--layouts dp2,pp2,tp2] [--fp32-only]
+#                                                   a GPT-2 124M training step vs PyTorch (alternating; fp32,
+#                                                   and bf16 unless --fp32-only), 2-rank layouts vs 1 rank,
 #                                                   the step's per-operator profile; updates docs/performance.md
 #   scripts/bench.sh zero [--steps N]               peak resident memory per rank, ZeRO 0..3 on dp8, vs the formula
 set -euo pipefail

@@ -23,9 +23,8 @@
 // The fp32 and bf16 instantiations run on the same inputs (all inputs are drawn bf16-representable, so
 // every precision sees bit-identical values) and are compared with the double run, forward and backward:
 // fp32 ≤ 1e-5 (1e-4 for linear and attention: GEMM-length dot products in fp32), bf16 ≤ 2e-2 (bf16
-// storage of the outputs alone costs 2^-9 ≈ 2e-3 per element). The bf16 linear needs cblas_sbgemm, which
-// only an OpenBLAS built with BUILD_BFLOAT16 exports (not Debian 12's): without it, that one comparison
-// is compiled out and the run says so.
+// storage of the outputs alone costs 2^-9 ≈ 2e-3 per element). The bf16 linear runs on whichever engine
+// ops::host::bf16_gemm_engine() names (OpenBLAS sbgemm, oneDNN's AVX512-BF16 matmul, or widened sgemm).
 //
 // AdamW is not differentiable: its step is checked against PyTorch's AdamW formula written out in double.
 #include <doctest/doctest.h>
@@ -57,7 +56,7 @@ constexpr double f32_tol = 1e-5;       // fp32 vs double
 constexpr double f32_gemm_tol = 1e-4;  // fp32 vs double, linear and attention
 constexpr double bf16_tol = 2e-2;      // bf16 vs double
 
-/// The bf16 linear runs everywhere: cblas_sbgemm where OpenBLAS has it, else widened fp32 GEMMs.
+/// The bf16 linear runs everywhere: cblas_sbgemm where OpenBLAS has it, else oneDNN, else widened sgemm.
 constexpr bool have_sbgemm = true;
 
 template <class T> inline constexpr std::type_identity<T> as{};

@@ -74,7 +74,7 @@ inline bool is_gemm_row(const std::string& name) {
   return name.rfind("sgemm ", 0) == 0 || name.rfind("bf16gemm ", 0) == 0;
 }
 /// A GEMM shape of the profile ("sgemm NT 256x768x2304", "bf16gemm NN …") run alone on fresh buffers:
-/// best GFLOP/s of 3.
+/// best GFLOP/s of 6 after a warm-up (the best, because other work on a shared machine only slows a run).
 inline double isolated_gemm_gflops(const std::string& name) {
   char kind[16] = {}, ta = 'N', tb = 'N';
   long long m = 0, n = 0, k = 0;
@@ -89,7 +89,7 @@ inline double isolated_gemm_gflops(const std::string& name) {
     using E = decltype(zero);
     std::vector<E> A(static_cast<std::size_t>(m * k), E(0.01f)), B(static_cast<std::size_t>(k * n), E(0.02f));
     double best = 1e30;
-    for (int rep = 0; rep < 4; ++rep) {
+    for (int rep = 0; rep < 7; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
       ops::host::gemm(a_t, b_t, m, n, k, 1.0f, A.data(), lda, B.data(), ldb, 1.0f, C.data(), n);
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

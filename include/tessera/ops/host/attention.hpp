@@ -8,9 +8,9 @@
 // The forward takes, for each (batch, head, query tile), the key tiles up to the diagonal: S = Q·Kᵀ
 // (OpenBLAS, single-threaded inside the OpenMP task), an online softmax per row (math::rescale; exp on 16
 // lanes, math::fexp), O += P·V (OpenBLAS); it saves the row log-sum-exp lse[(b·Hq + h)·T + t]. The backward,
-// for each (batch, kv head), recomputes P = exp(S·scale − lse) tile by tile and accumulates
-// dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dO∘O))·scale (math::attention_dscore), dQ += dS·K,
-// dK += dSᵀ·Q — five GEMMs per tile. Tiles are widened to the accumulation type (fp32 for fp32/bf16,
+// for each (batch, kv head), recomputes P = exp(S − lse) tile by tile (S from the same scaled Q) and
+// accumulates dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − D_i) (math::attention_dscore), dQ += scale·dS·K,
+// dK += dSᵀ·(scale·Q) — five GEMMs per tile. Tiles are widened to the accumulation type (fp32 for fp32/bf16,
 // double for the double reference), so bf16 storage is rounded once, on the way out.
 #pragma once
 #include <algorithm>
@@ -161,7 +161,8 @@ void attention_backward(host_system, const T* dout, const T* q, const T* k, cons
         host_detail::load_tile<D>(v + (b * Tn + j0) * sh.ld_v + g * D, sh.ld_v, jn, Vf);
         for (i64 i0 = j0; i0 < Tn; i0 += Bt) {  // query tiles at or below the diagonal
           const int ni = static_cast<int>(std::min<i64>(Bt, Tn - i0));
-          host_detail::load_tile<D>(q + (b * Tn + i0) * sh.ld_q + h * D, sh.ld_q, ni, Qf);
+          // Q scaled as in the forward, so the first tile's scores are the forward's, bit for bit
+          host_detail::load_tile<D>(q + (b * Tn + i0) * sh.ld_q + h * D, sh.ld_q, ni, Qf, scale);
           host_detail::load_tile<D>(dout + (b * Tn + i0) * sh.ld_o + h * D, sh.ld_o, ni, dOf);
           host::gemm_unprofiled(trans::no, trans::yes, ni, jn, D, A(1), Qf, D, Kf, D, A(0), S, Bt);
           host::gemm_unprofiled(trans::no, trans::yes, ni, jn, D, A(1), dOf, D, Vf, D, A(0), dP, Bt);
@@ -169,13 +170,20 @@ void attention_backward(host_system, const T* dout, const T* q, const T* k, cons
             const int valid = static_cast<int>(std::min<i64>(jn, i0 + r - j0 + 1));
             A* pr = P + r * Bt;
             A* dpr = dP + r * Bt;
-            host_detail::masked_exp_row(S + r * Bt, pr, valid, jn, scale, lh[i0 + r]);
-            const A di = Di[i0 + r];
+            host_detail::masked_exp_row(S + r * Bt, pr, valid, jn, A(1), lh[i0 + r]);
+            // The first query tile's rows have all their keys in this one tile: there D_i = Σ_j P_ij·dP_ij
+            // exactly as PyTorch's softmax backward forms it (a row with one key then gets dS = 0, not
+            // rounding noise); further rows take FA2's D_i = dO_i·O_i (equal in exact arithmetic).
+            A di = Di[i0 + r];
+            if (i0 == 0) {
+              di = 0;
+              for (int c = 0; c < valid; ++c) di += pr[c] * dpr[c];
+            }
 #pragma omp simd
-            for (int c = 0; c < jn; ++c) dpr[c] = math::attention_dscore(pr[c], dpr[c], di) * scale;  // dS
+            for (int c = 0; c < jn; ++c) dpr[c] = math::attention_dscore(pr[c], dpr[c], di);  // dS / scale
           }
           host::gemm_unprofiled(trans::yes, trans::no, jn, D, ni, A(1), P, Bt, dOf, D, A(1), dVa + j0 * D, D);
-          host::gemm_unprofiled(trans::no, trans::no, ni, D, jn, A(1), dP, Bt, Kf, D, A(1), dQa + i0 * D, D);
+          host::gemm_unprofiled(trans::no, trans::no, ni, D, jn, scale, dP, Bt, Kf, D, A(1), dQa + i0 * D, D);
           host::gemm_unprofiled(trans::yes, trans::no, jn, D, ni, A(1), dP, Bt, Qf, D, A(1), dKa + j0 * D, D);
         }
       }
