@@ -46,28 +46,8 @@ inline blasint blas_int(std::int64_t v, const char* what) {
 }
 }  // namespace detail
 
-/// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major with leading dimensions lda, ldb, ldc.
-inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                 std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  const prof::scope p(prof::enabled() ? detail::gemm_name("sgemm", ta == trans::yes, tb == trans::yes, m, n, k)
-                                      : std::string(),
-                      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
-  cblas_sgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
-              detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
-              detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
-}
-inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
-                 const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
-                 std::int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  cblas_dgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
-              detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
-              detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
-}
-/// The same GEMMs without a profile scope of their own: for the tile GEMMs inside an operator (attention)
-/// whose scope already counts them.
+/// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major, without a profile scope of its own: for
+/// the tile GEMMs inside an operator (attention) whose scope already counts them. fp32 and fp64.
 inline void gemm_unprofiled(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                             const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                             std::int64_t ldc) {
@@ -79,7 +59,27 @@ inline void gemm_unprofiled(trans ta, trans tb, std::int64_t m, std::int64_t n, 
 inline void gemm_unprofiled(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                             const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
                             double* c, std::int64_t ldc) {
-  gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, detail::cblas_t(ta), detail::cblas_t(tb), detail::blas_int(m, "m"),
+              detail::blas_int(n, "n"), detail::blas_int(k, "k"), alpha, a, detail::blas_int(lda, "lda"), b,
+              detail::blas_int(ldb, "ldb"), beta, c, detail::blas_int(ldc, "ldc"));
+}
+
+/// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major with leading dimensions lda, ldb, ldc
+/// (fp32 GEMMs are profiled as "sgemm NT m×n×k").
+inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                 std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const prof::scope p(prof::enabled() ? detail::gemm_name("sgemm", ta == trans::yes, tb == trans::yes, m, n, k)
+                                      : std::string(),
+                      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
+  gemm_unprofiled(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void gemm(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                 const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+                 std::int64_t ldc) {
+  gemm_unprofiled(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 template <class T>
 inline T* scratch(std::int64_t n, int slot = 0);
