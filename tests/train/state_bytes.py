@@ -3,26 +3,15 @@
 plan for 0 steps and checks that the `state_bytes_per_rank` of its start line (rank 0: parameters,
 gradients, moments, masters) is BYTES_PER_PARAM x params, within a few elements of padding per bucket
 (ZeRO's parts of a bucket differ by at most one element)."""
-import argparse, json, os, subprocess, sys, tempfile
+import sys
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--mpiexec", required=True)
-ap.add_argument("--exe", required=True)
-ap.add_argument("cases", nargs="+")
-a, rest = ap.parse_known_args()
-cases = [c for c in a.cases if c != "--" and ":" in c]
-flags = [x for x in sys.argv[sys.argv.index("--") + 1:]] if "--" in sys.argv else []
-tmp = tempfile.mkdtemp(prefix="tessera_state_")
+from plan_runs import command_line, run_plan
+
+mpiexec, exe, cases, flags, tmp = command_line("tessera_state_")
 bad = []
 for c in cases:
     plan, np_, per = c.split(":")
-    log = os.path.join(tmp, plan + ".json")
-    cmd = [a.mpiexec, "-np", np_, "--oversubscribe", a.exe, plan, "--steps", "0", "--quiet", "--log-json", log] + flags
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        print(r.stdout)
-        sys.exit(f"FAIL: {' '.join(cmd)} exited with {r.returncode}")
-    start = json.loads(open(log).readline())
+    start = run_plan(mpiexec, exe, plan, np_, 0, flags, tmp)[0]
     n, got = start["params"], start["state_bytes_per_rank"]
     want = eval(per, {}, {}) * n
     pred = start["predicted_state_bytes_per_rank"]
