@@ -130,12 +130,14 @@ for o in prof["ops"]:
 lines += [f"| (everything under 0.4%) | | {other:.1f} | | | |",
           "", f"GEMMs: {g['ms_per_step']:.1f} ms per step ({100 * g['share_of_step']:.1f}% of it) at {g['gflops']:.1f} GFLOP/s "
           f"= {100 * g['fraction_of_peak']:.1f}% of the measured GEMM peak ({g['peak_gflops']:.1f} GFLOP/s, the fastest "
-          f"of the step's shapes run alone). Operators account for {prof['profiled_ms_per_step']:.1f} ms of the step."]
+          f"of the step's shapes run alone; {g['sustained_gflops']:.1f} GFLOP/s when that shape runs back to back for 2 s, "
+          f"the rate the cores keep up under a continuous load). Operators account for "
+          f"{prof['profiled_ms_per_step']:.1f} ms of the step."]
 if a.bf16:
     pb = tessera("one_bf16", 1, a.threads, profile=True)["gemm"]
     lines += ["", f"bf16 plan, profiled the same way: GEMMs {pb['ms_per_step']:.1f} ms per step "
               f"({100 * pb['share_of_step']:.1f}% of it) at {pb['gflops']:.1f} GFLOP/s = {100 * pb['fraction_of_peak']:.1f}% "
-              f"of the measured bf16 GEMM peak ({pb['peak_gflops']:.1f} GFLOP/s)."]
+              f"of the measured bf16 GEMM peak ({pb['peak_gflops']:.1f} GFLOP/s; {pb['sustained_gflops']:.1f} sustained)."]
 text = "\n".join(lines)
 print(text)
 if a.markdown:
