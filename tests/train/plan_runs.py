@@ -1,6 +1,6 @@
 """plan_runs.py — what the memory-accounting checks (state_bytes.py, activation_bytes.py) share: their command
-line (--mpiexec M --exe E CASE... -- FLAGS, each CASE holding ':') and one run of a plan of the parity
-executable that returns the JSON lines of its log."""
+line (--mpiexec M --exe E CASE... -- FLAGS, each CASE holding ':'), one run of a plan of the parity
+executable that returns the JSON lines of its log, and the verdict over all cases."""
 import argparse, json, os, subprocess, sys, tempfile
 
 
@@ -27,3 +27,15 @@ def run_plan(mpiexec, exe, plan, ranks, steps, flags, tmp):
         print(r.stdout)
         sys.exit(f"FAIL: {' '.join(cmd)} exited with {r.returncode}")
     return [json.loads(l) for l in open(log)]
+
+
+def check_cases(prefix, check):
+    """Runs check(case, run) for every CASE of the command line, where run(plan, ranks, steps) gives the log's
+    JSON objects; check prints its line and returns (plan, ok). Exits FAIL naming the plans that were not ok,
+    else prints PASS."""
+    mpiexec, exe, cases, flags, tmp = command_line(prefix)
+    run = lambda plan, ranks, steps: run_plan(mpiexec, exe, plan, ranks, steps, flags, tmp)
+    bad = [plan for plan, ok in (check(c, run) for c in cases) if not ok]
+    if bad:
+        sys.exit(f"FAIL: {bad}")
+    print("PASS")
