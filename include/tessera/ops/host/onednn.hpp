@@ -42,6 +42,14 @@ struct status {
 
 #ifdef TESSERA_HAVE_ONEDNN_HEADER
 namespace detail {
+/// One cached matmul: the primitive and its three memory objects (data handles set per call).
+struct entry {
+  dnnl_primitive_t prim = nullptr;
+  dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
+};
+using key = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                       std::int64_t, std::uint32_t, std::uint32_t>;
+
 struct api {
   decltype(&::dnnl_engine_create) engine_create = nullptr;
   decltype(&::dnnl_stream_create) stream_create = nullptr;
@@ -65,15 +73,9 @@ struct api {
   dnnl_engine_t engine = nullptr;
   dnnl_stream_t stream = nullptr;
   status st;
+  std::mutex mu;                  ///< guards the cache
+  std::map<key, entry> cache;     ///< one matmul per shape, kept for the process's life (the probe's included)
 };
-
-/// One cached matmul: the primitive and its three memory objects (data handles set per call).
-struct entry {
-  dnnl_primitive_t prim = nullptr;
-  dnnl_memory_t a = nullptr, b = nullptr, c = nullptr;
-};
-using key = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                       std::int64_t, std::uint32_t, std::uint32_t>;
 
 inline std::uint32_t bits(float f) {
   std::uint32_t u;
@@ -129,65 +131,70 @@ inline bool make(api& f, const key& k, entry& e, std::string* kernel, std::strin
   return ok;
 }
 
+/// Opens libdnnl, resolves the C API, creates the engine and stream, probes the bf16 kernel: fills a.st.
+inline void open_library(api& a) {
+  void* h = nullptr;
+  for (const char* name : {"libdnnl.so.2", "libdnnl.so"})
+    if ((h = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+  if (!h) {
+    a.st.why = "libdnnl.so.2 (oneDNN 2.x) not found: install Debian's libdnnl-dev (scripts/deps.sh does)";
+    return;
+  }
+  bool all = true;
+  auto sym = [&](auto& fp, const char* name) {
+    fp = reinterpret_cast<std::remove_reference_t<decltype(fp)>>(dlsym(h, name));
+    if (!fp) {
+      all = false;
+      a.st.why = std::string("libdnnl.so lacks ") + name;
+    }
+  };
+  sym(a.engine_create, "dnnl_engine_create");
+  sym(a.stream_create, "dnnl_stream_create");
+  sym(a.stream_wait, "dnnl_stream_wait");
+  sym(a.md_init, "dnnl_memory_desc_init_by_strides");
+  sym(a.matmul_init, "dnnl_matmul_desc_init");
+  sym(a.attr_create, "dnnl_primitive_attr_create");
+  sym(a.attr_destroy, "dnnl_primitive_attr_destroy");
+  sym(a.attr_scales, "dnnl_primitive_attr_set_output_scales");
+  sym(a.attr_post_ops, "dnnl_primitive_attr_set_post_ops");
+  sym(a.post_ops_create, "dnnl_post_ops_create");
+  sym(a.post_ops_destroy, "dnnl_post_ops_destroy");
+  sym(a.append_sum, "dnnl_post_ops_append_sum");
+  sym(a.pd_create, "dnnl_primitive_desc_create");
+  sym(a.pd_destroy, "dnnl_primitive_desc_destroy");
+  sym(a.pd_query, "dnnl_primitive_desc_query");
+  sym(a.prim_create, "dnnl_primitive_create");
+  sym(a.execute, "dnnl_primitive_execute");
+  sym(a.mem_create, "dnnl_memory_create");
+  sym(a.mem_set, "dnnl_memory_set_data_handle");
+  if (!all) return;
+  if (a.engine_create(&a.engine, dnnl_cpu, 0) != dnnl_success ||
+      a.stream_create(&a.stream, a.engine, dnnl_stream_default_flags) != dnnl_success) {
+    a.st.why = "oneDNN could not create a CPU engine and stream";
+    return;
+  }
+  // Probe: oneDNN also has reference bf16 kernels (emulated, slow) for CPUs without AVX512-BF16; only the
+  // AVX512-BF16 ones are worth taking over widened fp32 sgemm.
+  entry e;
+  std::string kernel, why;
+  const key k{false, true, 32, 32, 32, 32, 32, 32, bits(1.0f), bits(0.0f)};
+  if (!make(a, k, e, &kernel, why)) {
+    a.st.why = why;
+    return;
+  }
+  a.cache.emplace(k, e);
+  a.st.kernel = kernel;
+  if (kernel.find("bf16") == std::string::npos || kernel.find("avx512_core") == std::string::npos) {
+    a.st.why = "oneDNN's bf16 matmul on this CPU is '" + kernel + "', not an AVX512-BF16 kernel";
+    return;
+  }
+  a.st.ok = true;
+}
+
 inline api& lib() {
-  static api f = [] {
-    api a;
-    void* h = nullptr;
-    for (const char* name : {"libdnnl.so.2", "libdnnl.so"})
-      if ((h = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
-    if (!h) {
-      a.st.why = "libdnnl.so.2 (oneDNN 2.x) not found: install Debian's libdnnl-dev (scripts/deps.sh does)";
-      return a;
-    }
-    bool all = true;
-    auto sym = [&](auto& fp, const char* name) {
-      fp = reinterpret_cast<std::remove_reference_t<decltype(fp)>>(dlsym(h, name));
-      if (!fp) {
-        all = false;
-        a.st.why = std::string("libdnnl.so lacks ") + name;
-      }
-    };
-    sym(a.engine_create, "dnnl_engine_create");
-    sym(a.stream_create, "dnnl_stream_create");
-    sym(a.stream_wait, "dnnl_stream_wait");
-    sym(a.md_init, "dnnl_memory_desc_init_by_strides");
-    sym(a.matmul_init, "dnnl_matmul_desc_init");
-    sym(a.attr_create, "dnnl_primitive_attr_create");
-    sym(a.attr_destroy, "dnnl_primitive_attr_destroy");
-    sym(a.attr_scales, "dnnl_primitive_attr_set_output_scales");
-    sym(a.attr_post_ops, "dnnl_primitive_attr_set_post_ops");
-    sym(a.post_ops_create, "dnnl_post_ops_create");
-    sym(a.post_ops_destroy, "dnnl_post_ops_destroy");
-    sym(a.append_sum, "dnnl_post_ops_append_sum");
-    sym(a.pd_create, "dnnl_primitive_desc_create");
-    sym(a.pd_destroy, "dnnl_primitive_desc_destroy");
-    sym(a.pd_query, "dnnl_primitive_desc_query");
-    sym(a.prim_create, "dnnl_primitive_create");
-    sym(a.execute, "dnnl_primitive_execute");
-    sym(a.mem_create, "dnnl_memory_create");
-    sym(a.mem_set, "dnnl_memory_set_data_handle");
-    if (!all) return a;
-    if (a.engine_create(&a.engine, dnnl_cpu, 0) != dnnl_success ||
-        a.stream_create(&a.stream, a.engine, dnnl_stream_default_flags) != dnnl_success) {
-      a.st.why = "oneDNN could not create a CPU engine and stream";
-      return a;
-    }
-    // Probe: oneDNN also has reference bf16 kernels (emulated, slow) for CPUs without AVX512-BF16; only the
-    // AVX512-BF16 ones are worth taking over widened fp32 sgemm.
-    entry e;
-    std::string kernel, why;
-    if (!make(a, key{false, true, 32, 32, 32, 32, 32, 32, bits(1.0f), bits(0.0f)}, e, &kernel, why)) {
-      a.st.why = why;
-      return a;
-    }
-    a.st.kernel = kernel;
-    if (kernel.find("bf16") == std::string::npos || kernel.find("avx512_core") == std::string::npos) {
-      a.st.why = "oneDNN's bf16 matmul on this CPU is '" + kernel + "', not an AVX512-BF16 kernel";
-      return a;
-    }
-    a.st.ok = true;
-    return a;
-  }();
+  static api f;
+  static const bool opened = (open_library(f), true);  // once, thread-safe (static initialisation)
+  (void)opened;
   return f;
 }
 }  // namespace detail
@@ -199,16 +206,14 @@ inline const status& probe() { return detail::lib().st; }
 inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const bf16* a,
                  std::int64_t lda, const bf16* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   detail::api& f = detail::lib();
-  static std::mutex mu;
-  static std::map<detail::key, detail::entry> cache;
-  const std::lock_guard<std::mutex> lock(mu);
+  const std::lock_guard<std::mutex> lock(f.mu);
   const detail::key key{ta, tb, m, n, k, lda, ldb, ldc, detail::bits(alpha), detail::bits(beta)};
-  auto it = cache.find(key);
-  if (it == cache.end()) {
+  auto it = f.cache.find(key);
+  if (it == f.cache.end()) {
     detail::entry e;
     std::string why;
     if (!detail::make(f, key, e, nullptr, why)) throw std::runtime_error("oneDNN bf16 GEMM: " + why);
-    it = cache.emplace(key, e).first;
+    it = f.cache.emplace(key, e).first;
   }
   const detail::entry& e = it->second;
   f.mem_set(e.a, const_cast<bf16*>(a));
