@@ -29,6 +29,8 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--batch", type=int, default=4)
 ap.add_argument("--layouts", default="dp2,pp2,tp2")
 ap.add_argument("--fp32-only", dest="bf16", action="store_false")
+ap.add_argument("--level", default="native", help="the -march the tessera side was built with (a label)")
+ap.add_argument("--emulated", default="", help="what the run restricts both sides to (e.g. 'AVX2: OPENBLAS_CORETYPE=Haswell ...')")
 ap.add_argument("--markdown")
 ap.add_argument("--docs")
 ap.add_argument("--svg")
@@ -47,6 +49,9 @@ def tessera(layout, ranks, threads, profile=False):
         sys.exit(f"tessera {layout} failed ({r.returncode}):\n{r.stdout}")
     lines = [json.loads(l) for l in open(log)]
     steps = [j for j in lines if "step" in j and "event" not in j]
+    starts = [j for j in lines if j.get("event") == "start"]
+    if starts:
+        machine.update(simd=starts[0].get("simd", {}), bf16_gemm=starts[0].get("bf16_gemm", ""))
     if profile:
         return [j for j in lines if j.get("event") == "profile"][0]
     return [s["step_ms"] for s in steps[1:]], [s["loss"] for s in steps]
@@ -64,6 +69,7 @@ def torch_run(bf16=False):
     return j["step_ms"][1:], j["torch"], j["loss"]
 
 
+machine = {}
 tok = a.batch * 64
 ts_ms, th_ms, losses = [], [], None
 bf_ms, thb_ms, bf_losses, th_losses, thb_losses = [], [], None, None, None
@@ -81,8 +87,14 @@ for rnd in range(a.rounds):
         line += f"   bf16: tessera {statistics.median(t):8.1f} ms   torch {statistics.median(p):8.1f} ms"
     print(line, file=sys.stderr, flush=True)
 mt, mp = statistics.median(ts_ms), statistics.median(th_ms)
+sm = machine.get("simd", {})
 lines = [f"GPT-2 124M training step, B = {a.batch}, T = 64, fp32, AdamW, {a.threads} threads, one rank "
          f"(medians of {len(ts_ms)} steps each, {a.rounds} alternating rounds; torch {version})",
+         "",
+         f"tessera built with -march={a.level}: {sm.get('built', '?')}, {sm.get('lanes', '?')} float lanes, on a "
+         f"{sm.get('cpu', '?')} CPU ({sm.get('cpu_features', '')})" +
+         (f"; both sides restricted to {a.emulated}" if a.emulated else "") +
+         f"; bf16 GEMMs: {machine.get('bf16_gemm', '?')}",
          "",
          "| | step ms | tokens/s |",
          "|---|---:|---:|",
@@ -94,7 +106,7 @@ if a.bf16:
     mb, mpb = statistics.median(bf_ms), statistics.median(thb_ms)
     dl = max(abs(x - y) for x, y in zip(bf_losses, losses))
     dth = max(abs(x - y) for x, y in zip(thb_losses, th_losses))
-    lines += ["", f"bf16 (tessera: `precision<bf16>`, bf16 storage and activations, GEMMs on AVX512-BF16 through oneDNN, "
+    lines += ["", f"bf16 (tessera: `precision<bf16>`, bf16 storage and activations, GEMMs on {machine.get('bf16_gemm', '?')}, "
               "fp32 master weights, moments and gradients; PyTorch: `torch.autocast(\"cpu\", torch.bfloat16)`), "
               "same rounds:", "",
               "| | step ms | tokens/s | vs own fp32 | largest loss change vs own fp32 |",
@@ -184,12 +196,32 @@ def svg(path):
 
 if a.svg:
     svg(a.svg)
+def summary_row():
+    """One row of the per-level table: the level, both sides' fp32 (and bf16) step, the ratios, shares."""
+    share = {o["op"]: o["share"] for o in prof["ops"]}
+    top = lambda name: f"{100 * share.get(name, 0):.1f}%"
+    row = (f"| {a.level} | {sm.get('lanes', '?')} | {a.emulated or '—'} | {mt:.0f} | {mp:.0f} | **{mp / mt:.2f}** | ")
+    row += (f"{mb:.0f} | {mpb:.0f} | {mt / mb:.2f} | " if a.bf16 else "— | — | — | ")
+    row += f"{top('adamw')} | {top('cross-entropy fwd')} | {100 * g['share_of_step']:.1f}% |"
+    return row
+
+
 if a.docs:
     doc = open(a.docs).read()
-    begin, end = "<!-- bench:step -->", "<!-- /bench:step -->"
+    marker = "" if a.level == "native" else ":" + a.level
+    begin, end = f"<!-- bench:step{marker} -->", f"<!-- /bench:step{marker} -->"
     if begin in doc and end in doc:
         i, j = doc.index(begin) + len(begin), doc.index(end)
         doc = doc[:i] + "\n" + text + "\n" + doc[j:]
-        open(a.docs, "w").write(doc)
     else:
-        print(f"--docs {a.docs}: no {begin} ... {end} markers; not updated", file=sys.stderr)
+        print(f"--docs {a.docs}: no {begin} ... {end} markers; the step section not updated", file=sys.stderr)
+    lb, le = "<!-- bench:levels -->", "<!-- /bench:levels -->"
+    if lb in doc and le in doc:
+        i, j = doc.index(lb) + len(lb), doc.index(le)
+        rows = [r for r in doc[i:j].strip().splitlines() if r.startswith("| ") and not r.startswith("| level")]
+        rows = [r for r in rows if not r.startswith(f"| {a.level} |")] + [summary_row()]
+        head = ["| level (-march) | lanes | both sides restricted to | tessera fp32 ms | PyTorch fp32 ms | "
+                "fp32 ratio (tokens/s) | tessera bf16 ms | PyTorch bf16 ms | tessera bf16 vs own fp32 | "
+                "adamw share | cross-entropy fwd share | GEMM share |", "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        doc = doc[:i] + "\n" + "\n".join(head + sorted(rows)) + "\n" + doc[j:]
+    open(a.docs, "w").write(doc)

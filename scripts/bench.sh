@@ -2,10 +2,13 @@
 # Benchmarks, one command:
 #   scripts/bench.sh [allreduce] [RANKS]            tessera all-reduce vs MPI_Allreduce (mpirun, RANKS ranks)
 #   scripts/bench.sh ops [--quick] [--batch B]      host operators vs PyTorch CPU, GPT-2 small shapes
-#   scripts/bench.sh step [--rounds R] [--steps N] [--layouts dp2,pp2,tp2] [--fp32-only]
+#   scripts/bench.sh step [--arch LEVEL] [--rounds R] [--steps N] [--layouts dp2,pp2,tp2] [--fp32-only]
 #                                                   a GPT-2 124M training step vs PyTorch (alternating; fp32,
 #                                                   and bf16 unless --fp32-only), 2-rank layouts vs 1 rank,
-#                                                   the step's per-operator profile; updates docs/performance.md
+#                                                   the step's per-operator profile; updates docs/performance.md.
+#                                                   --arch x86-64-v3 (or v2): tessera built for that level and,
+#                                                   where the CPU has more, both sides held to it (OpenBLAS,
+#                                                   oneDNN and PyTorch's kernels) — an AVX2 machine on this one
 #   scripts/bench.sh zero [--steps N]               peak resident memory per rank, ZeRO 0..3 on dp8, vs the formula
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -47,13 +50,29 @@ case "$what" in
     cp "$tmp/tessera.json" "$tmp/torch.json" "$TESSERA_BUILD/" ;;
   step)
     shift
+    arch=native
+    if [ "${1:-}" = --arch ]; then arch=$2; shift 2; fi
     TESSERA_BUILD="${TESSERA_BENCH_BUILD:-$TESSERA_ROOT/build-bench}"
-    tessera_configure -DTESSERA_ENABLE_CUDA=OFF -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_EXAMPLES=OFF
+    emulated=""
+    if [ "$arch" != native ]; then
+      TESSERA_BUILD="$TESSERA_BUILD-$arch"
+      # hold both sides to the level: OpenBLAS's and oneDNN's kernels (tessera and PyTorch), PyTorch's own
+      case "$arch" in
+        x86-64-v3) export OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ;;
+        x86-64-v2) export OPENBLAS_CORETYPE=Nehalem ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default ;;
+        *) echo "scripts/bench.sh step: --arch $arch: known levels are native, x86-64-v3, x86-64-v2" >&2; exit 2 ;;
+      esac
+      emulated="$arch kernels (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY)"
+    fi
+    tessera_configure -DTESSERA_ENABLE_CUDA=OFF -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_EXAMPLES=OFF \
+      -DTESSERA_ARCH="$arch"
     cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_gpt2_step
     threads=${TESSERA_BENCH_THREADS:-2}
+    svg="$TESSERA_ROOT/docs/performance_step.svg"
+    [ "$arch" = native ] || svg="$TESSERA_ROOT/docs/performance_step_$arch.svg"
     /usr/bin/python3 "$TESSERA_ROOT/bench/step_compare.py" --exe "$TESSERA_BUILD/bench/bench_gpt2_step" \
       --data "$TESSERA_ROOT/data/corpus.txt" --threads "$threads" --markdown "$TESSERA_BUILD/bench_step.md" \
-      --docs "$TESSERA_ROOT/docs/performance.md" --svg "$TESSERA_ROOT/docs/performance_step.svg" "$@" ;;
+      --level "$arch" --emulated "$emulated" --docs "$TESSERA_ROOT/docs/performance.md" --svg "$svg" "$@" ;;
   zero)
     shift
     TESSERA_BUILD="${TESSERA_BENCH_BUILD:-$TESSERA_ROOT/build-bench}"

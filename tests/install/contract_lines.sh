@@ -2,6 +2,8 @@
 # contract_lines.sh host|cuda OUTDIR [ARCH] — compiles the main job's program (examples/train_gpt.cpp: a
 # model and a dp2 x pp2 x tp2 plan, ts::train) with exactly the command line of ../shared/contract.md §1
 # (from the repository root), prints how long that took, then trains it for 2 steps on 8 ranks.
+# TESSERA_CONTRACT_MARCH=LEVEL (e.g. x86-64-v3) compiles the host line with -march=LEVEL instead of
+# -march=native: the same line for a CPU one level below the build machine's.
 set -euo pipefail
 kind=$1; out=$2; arch=${3:-90}
 cd "$(dirname "$0")/../.."
@@ -11,7 +13,7 @@ start=$(date +%s%N)
 prog="$out/prog.cpp"
 if [ "$kind" = host ]; then
   set -x
-  mpicxx -std=c++20 -O2 -march=native -fopenmp -I include "$prog" -lopenblas -o "$out/prog"
+  mpicxx -std=c++20 -O2 -march=${TESSERA_CONTRACT_MARCH:-native} -fopenmp -I include "$prog" -lopenblas -o "$out/prog"
 else
   set -x
   nvcc -std=c++20 -O2 -arch=sm_$arch --expt-relaxed-constexpr -x cu -Xcompiler -fopenmp -I include \

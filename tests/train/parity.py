@@ -13,12 +13,13 @@ ap.add_argument("--write-ref", action="store_true")
 ap.add_argument("--baseline", help="compare with this plan (run here, same ranks) instead of --ref")
 ap.add_argument("--less-memory", action="store_true",
                 help="also require a smaller peak_activation_bytes than the reference's (recompute)")
+ap.add_argument("--log", help="where this run's JSON log goes (default: beside --ref)")
 ap.add_argument("--tol", type=float, default=1e-4)
 ap.add_argument("--keys", default="loss,grad_norm", help="logged values compared at every step")
 ap.add_argument("train_args", nargs=argparse.REMAINDER)
 a = ap.parse_args()
 
-log = a.ref if a.write_ref else a.ref.replace(".json", "") + "." + a.plan + ".json"
+log = a.ref if a.write_ref else a.log or a.ref.replace(".json", "") + "." + a.plan + ".json"
 
 
 def run(plan, log):
@@ -38,6 +39,10 @@ run(a.plan, log)
 def steps(path):
     return [j for j in map(json.loads, open(path)) if "step" in j and "event" not in j]
 
+def simd(path):
+    starts = [j for j in map(json.loads, open(path)) if j.get("event") == "start"]
+    return starts[0].get("simd", {}) if starts else {}
+
 got = steps(log)
 if a.write_ref:
     print(f"reference: {len(got)} steps, loss {got[0]['loss']:.6f} -> {got[-1]['loss']:.6f}")
@@ -55,6 +60,10 @@ for g, r_ in zip(got, ref):
             bad.append(f"step {g['step']}: {key} {g[key]:.8g} vs reference {r_[key]:.8g} (rel {rel:.2e})")
 print(f"{a.plan} on {a.np} ranks: {len(got)} steps, worst relative " +
       ", ".join(f"|d{k}| {v:.2e}" for k, v in worst.items()) + f" (tolerance {a.tol:g}); final loss {got[-1]['loss']:.6f}")
+if a.log:  # a run from another build (instruction-set levels): say which vectors each used
+    mine, theirs = simd(log), simd(a.ref)
+    print(f"this build: {mine.get('built')} ({mine.get('lanes')} lanes); reference build: "
+          f"{theirs.get('built')} ({theirs.get('lanes')} lanes); CPU {mine.get('cpu')}")
 if a.less_memory:
     mine, theirs = got[-1]["peak_activation_bytes"], ref[-1]["peak_activation_bytes"]
     print(f"peak activation bytes per rank: {mine} vs {theirs} without ({mine / theirs:.2f}x)")

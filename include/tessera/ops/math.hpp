@@ -6,15 +6,13 @@
 // arithmetic too. `acc_t<T>` is the accumulation type: float for fp32 and bf16 storage, double for the
 // float64 reference used by the gradient checks.
 #pragma once
-#if !defined(__CUDACC__) && defined(__GNUC__) && defined(__AVX512F__)
-#include <immintrin.h>  // vsqrt
-#endif
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/config.hpp"
+#include "tessera/core/simd.hpp"
 
 namespace tessera::ops {
 
@@ -44,15 +42,11 @@ using std::tanh;
 
 // ---- host SIMD vectors ----------------------------------------------------------------------------------
 // The element-wise math below is written once, for a scalar A (float, double; host and device) and, on
-// the host, for a GCC vector of 16 floats (`vf16`: one AVX-512 register, two AVX2 ones), so the host's
-// vector loops run the very functions the device and the scalar tails run. `splat<A>(c)` is the constant
-// c as an A.
-#if !defined(__CUDACC__) && defined(__GNUC__)
-#define TESSERA_HOST_VECTORS 1
-typedef float vf16 __attribute__((vector_size(64)));
-typedef std::int32_t vi16 __attribute__((vector_size(64)));
-#else
-#define TESSERA_HOST_VECTORS 0
+// the host, for `simd::vfloat` (tessera/core/simd.hpp: std::experimental::simd at the target's width), so
+// the host's vector loops run the very functions the device and the scalar tails run. `splat<A>(c)` is
+// the constant c as an A.
+#if TESSERA_HOST_VECTORS
+using simd::vfloat;
 #endif
 template <class A> TS_HD inline A splat(double c) {
   if constexpr (std::is_arithmetic_v<A>) return static_cast<A>(c);
@@ -60,32 +54,32 @@ template <class A> TS_HD inline A splat(double c) {
 }
 
 // ---- exp ---------------------------------------------------------------------------------------------------
-/// e^x: std::exp / expf for scalars (float64 reference, device, host tails). For vf16: Cody–Waite
+/// e^x: std::exp / expf for scalars (float64 reference, device, host tails). For vfloat: Cody–Waite
 /// reduction x = k·ln2 + r, |r| ≤ ln2/2, and Cephes' degree-6 polynomial for e^r — within 2 ulp of expf on
-/// [-87, 88], clamped outside (where e^x under/overflows anyway); branch-free, 16 lanes at a time.
+/// [-87, 88], clamped outside (where e^x under/overflows anyway; NaN stays NaN); branch-free, every lane.
 TS_HD inline float fexp(float x) { return exp(x); }
 TS_HD inline double fexp(double x) { return exp(x); }
 #if TESSERA_HOST_VECTORS
-inline vf16 fexp(vf16 x) {
-  x = x > -87.0f ? x : vf16{} - 87.0f;
-  x = x < 88.0f ? x : vf16{} + 88.0f;
+TESSERA_SIMD_DIAGNOSTICS_PUSH
+TESSERA_VEC_INLINE vfloat fexp(vfloat x) {
+  using simd::vint;
+  simd::stdx::where(x < -87.0f, x) = -87.0f;
+  simd::stdx::where(x > 88.0f, x) = 88.0f;
   // round to nearest: x·log2(e) + 128.5 > 0 here, so truncation is floor
-  const vi16 ki = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, vi16) - 128;
-  const vf16 k = __builtin_convertvector(ki, vf16);
-  vf16 r = x - k * 0.693359375f;
+  const vint ki = simd::stdx::static_simd_cast<vint>(vfloat(x * 1.44269504088896341f + 128.5f)) - 128;
+  const vfloat k = simd::stdx::static_simd_cast<vfloat>(ki);
+  vfloat r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;
-  vf16 p = vf16{} + 1.9875691500e-4f;
+  vfloat p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const vi16 bits = (ki + 127) << 23;
-  vf16 scale;
-  __builtin_memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return p * std::bit_cast<vfloat>(vint((ki + 127) << 23));
 }
+TESSERA_SIMD_DIAGNOSTICS_POP
 #endif
 
 // ---- GELU, tanh approximation (GPT-2, PyTorch approximate="tanh") --------------------------------
@@ -213,24 +207,17 @@ template <class A> TS_HD inline A adamw_update(A w, A g, A& m, A& v, const adamw
   return w * s.decay_factor - s.step_size * m / denom;
 }
 #if TESSERA_HOST_VECTORS
-/// Lane-wise IEEE square root (the scalar one, 16 lanes at once; no errno to keep, so it vectorises).
-inline vf16 vsqrt(vf16 x) {
-#if defined(__AVX512F__)
-  const __m512 a = reinterpret_cast<__m512>(x);
-  return reinterpret_cast<vf16>(_mm512_mask_sqrt_ps(a, static_cast<__mmask16>(0xFFFF), a));
-#else
-  for (int i = 0; i < 16; ++i) x[i] = __builtin_sqrtf(x[i]);
-  return x;
-#endif
-}
-/// adamw_update on 16 lanes: the same operations in the same order as the scalar version.
-inline vf16 adamw_update(vf16 w, vf16 g, vf16& m, vf16& v, const adamw_scalars<float>& s) {
+/// adamw_update on every lane: the same operations in the same order as the scalar version (the square
+/// root is the lane-wise IEEE one, vsqrtps/fsqrt, with no errno to keep).
+TESSERA_SIMD_DIAGNOSTICS_PUSH  // tessera/core/simd.hpp: GCC 12's AVX-512 intrinsics and -Wuninitialized
+TESSERA_VEC_INLINE vfloat adamw_update(vfloat w, vfloat g, vfloat& m, vfloat& v, const adamw_scalars<float>& s) {
   g = g * s.grad_scale;
   m = s.beta1 * m + (1.0f - s.beta1) * g;
   v = s.beta2 * v + (1.0f - s.beta2) * g * g;
-  const vf16 denom = vsqrt(v) * s.inv_sqrt_bc2 + s.eps;
+  const vfloat denom = simd::stdx::sqrt(v) * s.inv_sqrt_bc2 + s.eps;
   return w * s.decay_factor - s.step_size * m / denom;
 }
+TESSERA_SIMD_DIAGNOSTICS_POP
 #endif
 
 }  // namespace math

@@ -26,7 +26,7 @@ struct train_options {
   std::string prompt = "\n";
   double temperature = 0.8;
   std::string backend;  ///< "" = default
-  int threads = 0;      ///< 0 = cores / ranks on this node
+  int threads = 0;      ///< 0 = the CPUs this rank may use, at most cores / ranks on this node
   double peak_tflops = 0;
   int log_every = 1;
   double bucket_mb = 25;  ///< dp gradient all-reduce bucket size
@@ -84,7 +84,8 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
   app.add_option("--log-json", o.log_json, "write one JSON object per line to FILE");
   app.add_option("--backend", o.backend, "host or cuda (default: cuda if built with CUDA and a GPU exists)")
       ->check(CLI::IsMember({"host", "cuda"}));
-  app.add_option("--threads", o.threads, "CPU threads per rank (default: cores / ranks on this node)")
+  app.add_option("--threads", o.threads,
+                 "CPU threads per rank (default: the CPUs this rank may use, at most cores / ranks on this node)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--peak-tflops", o.peak_tflops, "peak TFLOP/s per rank for MFU (default: measured)");
   app.add_option("--log-every", o.log_every, "progress line every N steps")->capture_default_str()

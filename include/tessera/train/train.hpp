@@ -19,6 +19,7 @@
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/data.hpp"
 #include "tessera/train/hf_io.hpp"
+#include "tessera/train/machine.hpp"
 #include "tessera/train/options.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/trainer.hpp"
@@ -29,15 +30,6 @@ extern "C" int openblas_get_parallel(void);  // 0 sequential, 1 pthreads, 2 Open
 namespace tessera {
 
 namespace train_detail {
-inline int default_threads() {
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int local = 1;
-  MPI_Comm_size(node, &local);
-  MPI_Comm_free(&node);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / local);
-}
 /// Peak FLOP/s of one rank, measured with an OpenBLAS GEMM (rank 0's value is used everywhere).
 /// The GEMM rate the MFU is measured against: an n = 768 square GEMM in the step's precision (bf16 inputs run
 /// on the engine bf16 GEMMs get here: AVX512-BF16 through oneDNN where available).
@@ -240,16 +232,21 @@ int run_training(const plan_desc& pd, const train_options& o) {
   MPI_Allreduce(&state_bytes, &max_state, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
   double predicted_act = tr.predicted_activation_bytes();  // the largest over the ranks, as the step lines log
   MPI_Allreduce(MPI_IN_PLACE, &predicted_act, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  const train_detail::machine_info machine = train_detail::describe_machine(omp_get_max_threads());
+  if (rank == 0 && !o.quiet) {
+    std::fprintf(stderr, "%s\n", machine.header().c_str());
+    if (!machine.threads_warning.empty())
+      std::fprintf(stderr, "tessera: warning: %s\n", machine.threads_warning.c_str());
+  }
   nlohmann::json start{{"event", "start"}, {"plan", plan}, {"params", pd.model.num_params()},
-        {"world", world}, {"threads", omp_get_max_threads()},
-        {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
-        {"bf16_gemm", ops::host::bf16_gemm_engine()},
+        {"world", world}, {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
         {"batch", tr.global_batch()}, {"tokens_per_step", tokens_per_step}, {"steps", o.steps},
         {"data", {{"file", o.data}, {"format", data.format()}, {"tokens", data.tokens()}, {"windows", data.windows()},
                   {"shuffle", shuffle}}},
         {"peak_flops_per_rank", peak}, {"flops_per_token", fpt}, {"state_bytes_per_rank", state_bytes},
         {"predicted_state_bytes_per_rank", tr.predicted_state_bytes()},
         {"predicted_activation_bytes", predicted_act}, {"start_step", k0}};
+  start.update(machine.json());
   if (!resumed_from.empty()) start["resumed_from"] = resumed_from;
   emit(start);
 

@@ -6,9 +6,9 @@
 //
 // FlashAttention-2 in tiles of 64 queries × 64 keys: no T×T score matrix exists, per head or otherwise.
 // The forward takes, for each (batch, head, query tile), the key tiles up to the diagonal: S = Q·Kᵀ
-// (OpenBLAS, single-threaded inside the OpenMP task), an online softmax per row (math::rescale; exp on 16
-// lanes, math::fexp), O += P·V (OpenBLAS); it saves the row log-sum-exp lse[(b·Hq + h)·T + t]. The backward,
-// for each (batch, kv head), recomputes P = exp(S − lse) tile by tile (S from the same scaled Q) and
+// (OpenBLAS, single-threaded inside the OpenMP task), an online softmax per row (math::rescale; exp on
+// simd::vfloat lanes, math::fexp), O += P·V (OpenBLAS); it saves the row log-sum-exp
+// lse[(b·Hq + h)·T + t]. The backward, for each (batch, kv head), recomputes P = exp(S − lse) tile by tile (S from the same scaled Q) and
 // accumulates dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − D_i) (math::attention_dscore), dQ += scale·dS·K,
 // dK += dSᵀ·(scale·Q) — five GEMMs per tile. Tiles are widened to the accumulation type (fp32 for fp32/bf16,
 // double for the double reference), so bf16 storage is rounded once, on the way out.
@@ -38,15 +38,13 @@ inline A masked_exp_row(const A* s, A* p, int valid, int n, A mul, A shift) {
   int c = 0;
 #if TESSERA_HOST_VECTORS
   if constexpr (std::is_same_v<A, float>) {
-    const math::vi16 lane{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    math::vf16 acc{};
-    for (; c + 16 <= n; c += 16) {
-      const math::vf16 e = math::fexp(load16(s + c) * mul - shift);
-      const math::vf16 v = (lane + c) < valid ? e : math::vf16{};
-      store16(p + c, v);
+    simd::vfloat acc = 0.0f;
+    for (; c + simd::lanes <= n; c += simd::lanes) {
+      const simd::vfloat v = simd::keep_below(math::fexp(simd::load(s + c) * mul - shift), c, valid);
+      simd::store(p + c, v);
       acc += v;
     }
-    for (int l = 0; l < 16; ++l) sum += acc[l];
+    sum += simd::sum(acc);
   }
 #endif
   for (; c < n; ++c) {

@@ -88,12 +88,15 @@ inline T* scratch(std::int64_t n, int slot = 0);
 /// 0.3.21 does not). The symbol is referenced weakly, so a program links either way.
 inline bool have_sbgemm() { return &cblas_sbgemm != nullptr; }
 
-/// Which engine runs bf16 GEMMs in this process: "openblas sbgemm", "onednn <kernel>" or "widened sgemm".
+/// Which engine runs bf16 GEMMs in this process: "openblas sbgemm", "onednn <kernel>" (e.g. "onednn
+/// brg:avx512_core_bf16", "onednn brg:avx512_core_amx") or "widened sgemm (no bf16 hardware in use: <why>)".
 inline std::string bf16_gemm_engine() {
   if (have_sbgemm()) return "openblas sbgemm";
   if (onednn::probe().ok) return "onednn " + onednn::probe().kernel;
-  return "widened sgemm";
+  return "widened sgemm (no bf16 hardware in use: " + onednn::probe().why + ")";
 }
+/// Whether bf16 GEMMs run on bf16 hardware (AVX512-BF16 or AMX through oneDNN, or OpenBLAS's sbgemm).
+inline bool bf16_gemm_on_hardware() { return have_sbgemm() || onednn::probe().ok; }
 
 /// bf16 inputs widened to fp32 (exactly) for cblas_sgemm: the same products, summed in fp32.
 inline void gemm_widened(trans ta, trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,

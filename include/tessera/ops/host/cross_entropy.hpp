@@ -52,11 +52,11 @@ void cross_entropy_forward(host_system, const T* logits, const std::int32_t* tar
     for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
     A s = 0;
 #if TESSERA_HOST_VECTORS
-    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>) {  // 16 lanes, math::fexp
-      math::vf16 acc{};
+    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>) {  // vectors, math::fexp
+      simd::vfloat acc = 0.0f;
       i64 c = 0;
-      for (; c + 16 <= valid; c += 16) acc += math::fexp(host_detail::load16(r + c) - mx);
-      for (int l = 0; l < 16; ++l) s += acc[l];
+      for (; c + simd::lanes <= valid; c += simd::lanes) acc += math::fexp(simd::load(r + c) - mx);
+      s += simd::sum(acc);
       for (; c < valid; ++c) s += std::exp(load(r[c]) - mx);
     } else
 #endif
@@ -106,9 +106,9 @@ void cross_entropy_backward(host_system, const T* logits, const std::int32_t* ta
     const A target_logit = owns_target ? load(r[t]) : A(0);
     i64 c0 = 0;
 #if TESSERA_HOST_VECTORS
-    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>)  // 16 lanes, math::fexp
-      for (; c0 + 16 <= valid; c0 += 16)
-        host_detail::store16(d + c0, math::fexp(host_detail::load16(r + c0) - l) * scale);
+    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>)  // vectors, math::fexp
+      for (; c0 + simd::lanes <= valid; c0 += simd::lanes)
+        simd::store(d + c0, math::fexp(simd::load(r + c0) - l) * scale);
 #endif
 #pragma omp simd
     for (i64 c = c0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));

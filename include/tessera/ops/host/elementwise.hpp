@@ -18,48 +18,24 @@ using i64 = std::int64_t;
 /// Gradients of parameters are kept in the accumulation type (fp32 for fp32 and bf16 models).
 template <class T> using grad_t = acc_t<T>;
 
-// ---- 16-lane loops: the math of ops/math.hpp on vf16, for fp32 and bf16 storage ---------------------------
+// ---- vector loops: the math of ops/math.hpp on simd::vfloat, for fp32 and bf16 storage -------------------
 namespace host_detail {
 #if TESSERA_HOST_VECTORS
-typedef std::uint16_t vu16 __attribute__((vector_size(32)));
-typedef std::uint32_t vu32 __attribute__((vector_size(64)));
-inline math::vf16 load16(const float* p) {
-  math::vf16 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, math::vf16 v) { __builtin_memcpy(p, &v, sizeof v); }
-inline math::vf16 load16(const bf16* p) {
-  vu16 h;
-  __builtin_memcpy(&h, static_cast<const void*>(p), sizeof h);
-  const vu32 w = __builtin_convertvector(h, vu32) << 16;
-  math::vf16 v;
-  __builtin_memcpy(&v, &w, sizeof v);
-  return v;
-}
-/// Round to nearest even, as bf16::from_float does (NaNs stay NaN, quiet).
-inline void store16(bf16* p, math::vf16 v) {
-  vu32 u;
-  __builtin_memcpy(&u, &v, sizeof u);
-  const vu32 rounded = (u + (0x7fffu + ((u >> 16) & 1u))) >> 16;
-  const vu32 nan = (u >> 16) | 0x0040u;
-  const vu32 is_nan = ((u & 0x7f800000u) == 0x7f800000u) & ((u & 0x007fffffu) != 0u);
-  const vu16 h = __builtin_convertvector(is_nan ? nan : rounded, vu16);
-  __builtin_memcpy(static_cast<void*>(p), &h, sizeof h);
-}
+using simd::lanes;
 inline constexpr bool vectorised = true;
 #else
+inline constexpr int lanes = 1;
 inline constexpr bool vectorised = false;
 #endif
 template <class T> inline constexpr bool vector_storage_v = std::is_same_v<T, float> || std::is_same_v<T, bf16>;
 
-/// For every 16-element block b of [0, n): vec(b·16) on vf16 lanes; the tail element by element with
-/// scalar(i). Parallel over blocks above host_system::parallel_threshold elements.
-template <class V, class S> void blocks16(i64 n, const V& vec, const S& scalar) {
-  const i64 nb = n / 16;
+/// For every block of `lanes` elements starting at i = b·lanes in [0, n): vec(i) on simd::vfloat; the tail
+/// element by element with scalar(i). Parallel over blocks above host_system::parallel_threshold elements.
+template <class V, class S> void vector_blocks(i64 n, const V& vec, const S& scalar) {
+  const i64 nb = n / lanes;
 #pragma omp parallel for schedule(static) if (n >= host_system::parallel_threshold)
-  for (i64 b = 0; b < nb; ++b) vec(b * 16);
-  for (i64 i = nb * 16; i < n; ++i) scalar(i);
+  for (i64 b = 0; b < nb; ++b) vec(b * lanes);
+  for (i64 i = nb * lanes; i < n; ++i) scalar(i);
 }
 }  // namespace host_detail
 
@@ -69,7 +45,7 @@ template <class T> void gelu_forward(host_system, const T* x, i64 n, T* y) {
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
-    blocks16(n, [=](i64 i) { store16(y + i, math::gelu(load16(x + i))); }, kernels::gelu_forward<T>{x, y});
+    vector_blocks(n, [=](i64 i) { simd::store(y + i, math::gelu(simd::load(x + i))); }, kernels::gelu_forward<T>{x, y});
     return;
   }
 #endif
@@ -80,7 +56,7 @@ template <class T> void gelu_backward(host_system, const T* dy, const T* x, i64 
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
-    blocks16(n, [=](i64 i) { store16(dx + i, load16(dy + i) * math::gelu_grad(load16(x + i))); },
+    vector_blocks(n, [=](i64 i) { simd::store(dx + i, simd::load(dy + i) * math::gelu_grad(simd::load(x + i))); },
              kernels::gelu_backward<T>{dy, x, dx});
     return;
   }
@@ -95,13 +71,13 @@ void swiglu_forward(host_system, const T* gate, const T* up, i64 N, i64 F, i64 l
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
-    const i64 fb = F / 16 * 16;
+    const i64 fb = F / lanes * lanes;
 #pragma omp parallel for schedule(static) if (N * F >= host_system::parallel_threshold)
     for (i64 r = 0; r < N; ++r) {
       const T* g = gate + r * ld_in;
       const T* u = up + r * ld_in;
       T* o = out + r * F;
-      for (i64 c = 0; c < fb; c += 16) store16(o + c, math::silu(load16(g + c)) * load16(u + c));
+      for (i64 c = 0; c < fb; c += lanes) simd::store(o + c, math::silu(simd::load(g + c)) * simd::load(u + c));
       for (i64 c = fb; c < F; ++c) kernels::swiglu_forward<T>{gate, up, out, F, ld_in}(r * F + c);
     }
     return;
@@ -116,15 +92,15 @@ void swiglu_backward(host_system, const T* dout, const T* gate, const T* up, i64
 #if TESSERA_HOST_VECTORS
   if constexpr (host_detail::vector_storage_v<T>) {
     using namespace host_detail;
-    const i64 fb = F / 16 * 16;
+    const i64 fb = F / lanes * lanes;
     const kernels::swiglu_backward<T> tail{dout, gate, up, dgate, dup, F, ld_in};
 #pragma omp parallel for schedule(static) if (N * F >= host_system::parallel_threshold)
     for (i64 r = 0; r < N; ++r) {
-      for (i64 c = 0; c < fb; c += 16) {
+      for (i64 c = 0; c < fb; c += lanes) {
         const i64 j = r * ld_in + c;
-        const auto g = math::swiglu_backward(load16(gate + j), load16(up + j), load16(dout + r * F + c));
-        store16(dgate + j, g.dgate);
-        store16(dup + j, g.dup);
+        const auto g = math::swiglu_backward(simd::load(gate + j), simd::load(up + j), simd::load(dout + r * F + c));
+        simd::store(dgate + j, g.dgate);
+        simd::store(dup + j, g.dup);
       }
       for (i64 c = fb; c < F; ++c) tail(r * F + c);
     }
@@ -256,21 +232,21 @@ void adamw_step(host_system, T* param, grad_t<T>* master, const grad_t<T>* grad,
   using G = grad_t<T>;
   const auto s = math::adamw_prepare<G>(p, decay);
 #if TESSERA_HOST_VECTORS
-  // 16 lanes at a time (the square root and division of the scalar loop would make this compute-bound;
+  // a vector at a time (the square root and division of the scalar loop would make this compute-bound;
   // vectorised it is a stream over memory); the tail, and other types, run the shared scalar kernel
   if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<G, float>) {
     using namespace host_detail;
     const kernels::adamw<T, G> tail{param, master, grad, m, v, s};
-    blocks16(
+    vector_blocks(
         n,
         [=](i64 i) {
-          math::vf16 mi = load16(m + i), vi = load16(v + i);
-          const math::vf16 w = master ? load16(master + i) : load16(param + i);
-          const math::vf16 nw = math::adamw_update(w, load16(grad + i), mi, vi, s);
-          store16(m + i, mi);
-          store16(v + i, vi);
-          if (master) store16(master + i, nw);
-          store16(param + i, nw);
+          simd::vfloat mi = simd::load(m + i), vi = simd::load(v + i);
+          const simd::vfloat w = master ? simd::load(master + i) : simd::load(param + i);
+          const simd::vfloat nw = math::adamw_update(w, simd::load(grad + i), mi, vi, s);
+          simd::store(m + i, mi);
+          simd::store(v + i, vi);
+          if (master) simd::store(master + i, nw);
+          simd::store(param + i, nw);
         },
         tail);
     return;

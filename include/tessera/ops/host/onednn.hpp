@@ -131,6 +131,12 @@ inline bool make(api& f, const key& k, entry& e, std::string* kernel, std::strin
   return ok;
 }
 
+/// Whether a oneDNN implementation name is a kernel on bf16 hardware: "brg:avx512_core_bf16",
+/// "brg:avx512_core_amx" (AMX tiles), … — not "ref:any", "gemm:jit" (emulated) or an AVX2 kernel.
+inline bool is_bf16_hardware_kernel(const std::string& kernel) {
+  return kernel.find("avx512_core_bf16") != std::string::npos || kernel.find("avx512_core_amx") != std::string::npos;
+}
+
 /// Opens libdnnl, resolves the C API, creates the engine and stream, probes the bf16 kernel: fills a.st.
 inline void open_library(api& a) {
   void* h = nullptr;
@@ -174,7 +180,8 @@ inline void open_library(api& a) {
     return;
   }
   // Probe: oneDNN also has reference bf16 kernels (emulated, slow) for CPUs without AVX512-BF16; only the
-  // AVX512-BF16 ones are worth taking over widened fp32 sgemm.
+  // ones on bf16 hardware — AVX512-BF16 (avx512_core_bf16) or AMX (avx512_core_amx) — are worth taking over
+  // widened fp32 sgemm.
   entry e;
   std::string kernel, why;
   const key k{false, true, 32, 32, 32, 32, 32, 32, bits(1.0f), bits(0.0f)};
@@ -184,8 +191,8 @@ inline void open_library(api& a) {
   }
   a.cache.emplace(k, e);
   a.st.kernel = kernel;
-  if (kernel.find("bf16") == std::string::npos || kernel.find("avx512_core") == std::string::npos) {
-    a.st.why = "oneDNN's bf16 matmul on this CPU is '" + kernel + "', not an AVX512-BF16 kernel";
+  if (!is_bf16_hardware_kernel(kernel)) {
+    a.st.why = "oneDNN's bf16 matmul on this CPU is '" + kernel + "', not an AVX512-BF16 or AMX kernel";
     return;
   }
   a.st.ok = true;

@@ -1,0 +1,85 @@
+// tessera/train/machine.hpp — what the host backend runs on, as the start line of the JSON log and the
+// progress header say it: the SIMD level the program was built for and the one the CPU has, the engine
+// bf16 GEMMs use (bf16 hardware or the widened-fp32 fallback), and threads against the CPUs a rank may use.
+#pragma once
+#include <mpi.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "tessera/core/cpu.hpp"
+#include "tessera/core/error.hpp"
+#include "tessera/core/simd.hpp"
+#include "tessera/ops/host/blas.hpp"
+
+namespace tessera::train_detail {
+
+/// Threads per rank when --threads is not given: the CPUs this rank may use (its affinity mask), and no
+/// more than its share of the node's cores when ranks are not bound (then every mask is the whole node).
+/// Collective over MPI_COMM_WORLD.
+inline int default_threads() {
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int local = 1;
+  MPI_Comm_size(node, &local);
+  MPI_Comm_free(&node);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, std::min(cpu::allowed_cpus(), cores / local));
+}
+
+/// The host a training job runs on, gathered once (collective: the smallest affinity mask of the ranks).
+struct machine_info {
+  std::string simd_built;  ///< x86-64 level / aarch64 the program was compiled for
+  int simd_lanes = 1;      ///< float lanes of its vectors (1: scalar loops only)
+  std::string cpu_level;   ///< the CPU's own level
+  std::string cpu_features;
+  std::string bf16_gemm;   ///< ops::host::bf16_gemm_engine()
+  bool bf16_hardware = false;
+  int threads = 1;         ///< OpenMP threads per rank
+  int cpus_allowed = 1;    ///< the fewest CPUs any rank may use (its affinity mask)
+  std::string threads_warning;  ///< empty unless threads > cpus_allowed: why and the fix
+
+  nlohmann::json json() const {
+    nlohmann::json j{{"simd", {{"built", simd_built}, {"lanes", simd_lanes}, {"cpu", cpu_level},
+                               {"cpu_features", cpu_features}}},
+                     {"bf16_gemm", bf16_gemm}, {"bf16_hardware", bf16_hardware},
+                     {"threads", threads}, {"cpus_allowed_per_rank", cpus_allowed}};
+    if (!threads_warning.empty()) j["threads_warning"] = threads_warning;
+    return j;
+  }
+  /// The progress header's line (without the warning, which gets its own line).
+  std::string header() const {
+    return cat("tessera: SIMD built for ", simd_built, " (", simd_lanes, " float lanes), CPU ", cpu_level, " (",
+               cpu_features.empty() ? "-" : cpu_features, ") | bf16 GEMMs: ", bf16_gemm, " | ", threads,
+               " thread", threads == 1 ? "" : "s", " per rank, ", cpus_allowed, " CPU", cpus_allowed == 1 ? "" : "s",
+               " allowed");
+  }
+};
+
+/// Describes this host for a job running `threads` threads per rank. Collective over MPI_COMM_WORLD.
+inline machine_info describe_machine(int threads) {
+  machine_info m;
+  m.simd_built = std::string(cpu::built_level());
+#if TESSERA_HOST_VECTORS
+  m.simd_lanes = simd::lanes;
+#endif
+  m.cpu_level = cpu::cpu_level();
+  m.cpu_features = cpu::cpu_features();
+  m.bf16_gemm = ops::host::bf16_gemm_engine();
+  m.bf16_hardware = ops::host::bf16_gemm_on_hardware();
+  m.threads = threads;
+  int allowed = cpu::allowed_cpus();
+  MPI_Allreduce(MPI_IN_PLACE, &allowed, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  m.cpus_allowed = allowed;
+  if (threads > allowed)
+    m.threads_warning =
+        cat(threads, " threads per rank, but a rank may use only ", allowed, " CPU", allowed == 1 ? "" : "s",
+            " (its affinity mask: Open MPI binds each rank to one core when it starts 2 ranks or fewer), so the "
+            "threads share ", allowed == 1 ? "it" : "them", "; start with `mpirun --bind-to none` or `mpirun "
+            "--map-by slot:PE=", threads, "` to give each rank ", threads, " CPUs");
+  return m;
+}
+
+}  // namespace tessera::train_detail
