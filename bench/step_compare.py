@@ -29,6 +29,8 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--batch", type=int, default=4)
 ap.add_argument("--layouts", default="dp2,pp2,tp2")
 ap.add_argument("--fp32-only", dest="bf16", action="store_false")
+ap.add_argument("--no-torch-bf16", dest="torch_bf16", action="store_false",
+                help="tessera's bf16 plan only (PyTorch's bf16 autocast takes ~70 s a step without AVX512-BF16)")
 ap.add_argument("--level", default="native", help="the -march the tessera side was built with (a label)")
 ap.add_argument("--emulated", default="", help="what the run restricts both sides to (e.g. 'AVX2: OPENBLAS_CORETYPE=Haswell ...')")
 ap.add_argument("--markdown")
@@ -70,6 +72,10 @@ def torch_run(bf16=False):
 
 
 machine = {}
+try:
+    cpu_model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+except (OSError, StopIteration):
+    cpu_model = "unknown CPU"
 tok = a.batch * 64
 ts_ms, th_ms, losses = [], [], None
 bf_ms, thb_ms, bf_losses, th_losses, thb_losses = [], [], None, None, None
@@ -82,8 +88,10 @@ for rnd in range(a.rounds):
     if a.bf16:
         t, bf_losses = tessera("one_bf16", 1, a.threads)
         bf_ms += t
-        p, _, thb_losses = torch_run(bf16=True)
-        thb_ms += p
+        p = [float("nan")]
+        if a.torch_bf16:
+            p, _, thb_losses = torch_run(bf16=True)
+            thb_ms += p
         line += f"   bf16: tessera {statistics.median(t):8.1f} ms   torch {statistics.median(p):8.1f} ms"
     print(line, file=sys.stderr, flush=True)
 mt, mp = statistics.median(ts_ms), statistics.median(th_ms)
@@ -92,7 +100,7 @@ lines = [f"GPT-2 124M training step, B = {a.batch}, T = 64, fp32, AdamW, {a.thre
          f"(medians of {len(ts_ms)} steps each, {a.rounds} alternating rounds; torch {version})",
          "",
          f"tessera built with -march={a.level}: {sm.get('built', '?')}, {sm.get('lanes', '?')} float lanes, on a "
-         f"{sm.get('cpu', '?')} CPU ({sm.get('cpu_features', '')})" +
+         f"{sm.get('cpu', '?')} CPU ({cpu_model}: {sm.get('cpu_features', '')})" +
          (f"; both sides restricted to {a.emulated}" if a.emulated else "") +
          f"; bf16 GEMMs: {machine.get('bf16_gemm', '?')}",
          "",
@@ -103,17 +111,20 @@ lines = [f"GPT-2 124M training step, B = {a.batch}, T = 64, fp32, AdamW, {a.thre
          "",
          f"tessera / PyTorch (tokens/s): {mp / mt:.2f}"]
 if a.bf16:
-    mb, mpb = statistics.median(bf_ms), statistics.median(thb_ms)
+    mb = statistics.median(bf_ms)
+    mpb = statistics.median(thb_ms) if a.torch_bf16 else float("nan")
     dl = max(abs(x - y) for x, y in zip(bf_losses, losses))
-    dth = max(abs(x - y) for x, y in zip(thb_losses, th_losses))
+    dth = max(abs(x - y) for x, y in zip(thb_losses, th_losses)) if a.torch_bf16 else float("nan")
     lines += ["", f"bf16 (tessera: `precision<bf16>`, bf16 storage and activations, GEMMs on {machine.get('bf16_gemm', '?')}, "
               "fp32 master weights, moments and gradients; PyTorch: `torch.autocast(\"cpu\", torch.bfloat16)`), "
               "same rounds:", "",
               "| | step ms | tokens/s | vs own fp32 | largest loss change vs own fp32 |",
               "|---|---:|---:|---:|---:|",
               f"| tessera bf16 | {mb:.1f} | {tok / mb * 1e3:.0f} | {mt / mb:.2f} | {dl:.1e} |",
-              f"| PyTorch bf16 | {mpb:.1f} | {tok / mpb * 1e3:.0f} | {mp / mpb:.2f} | {dth:.1e} |",
-              "", f"tessera bf16 / PyTorch bf16 (tokens/s): {mpb / mb:.2f}; tessera bf16 / PyTorch fp32: {mp / mb:.2f}"]
+              (f"| PyTorch bf16 | {mpb:.1f} | {tok / mpb * 1e3:.0f} | {mp / mpb:.2f} | {dth:.1e} |" if a.torch_bf16 else
+               "| PyTorch bf16 | not run (--no-torch-bf16) | | | |"),
+              "", (f"tessera bf16 / PyTorch bf16 (tokens/s): {mpb / mb:.2f}; " if a.torch_bf16 else "") +
+              f"tessera bf16 / PyTorch fp32: {mp / mb:.2f}"]
 if a.layouts:
     lines += ["", f"Two ranks on the same {a.threads} cores ({max(1, a.threads // 2)} thread(s) each), against "
               "the one-rank run:", "", "| layout | step ms | tokens/s | vs one rank |", "|---|---:|---:|---:|"]
@@ -166,7 +177,9 @@ def svg(path):
     items = sorted(groups.items(), key=lambda kv: -kv[1])[:10]
     bars = [("tessera", tok / mt * 1e3, "#2b7bb9"), ("PyTorch", tok / mp * 1e3, "#e07b39")]
     if a.bf16:
-        bars += [("tessera bf16", tok / mb * 1e3, "#7fb3dc"), ("PyTorch bf16", tok / mpb * 1e3, "#f0b48c")]
+        bars += [("tessera bf16", tok / mb * 1e3, "#7fb3dc")]
+        if a.torch_bf16:
+            bars += [("PyTorch bf16", tok / mpb * 1e3, "#f0b48c")]
     W, bar = 760, 18
     y0 = 35 + len(bars) * (bar + 8) + 20
     h = y0 + 12 + len(items) * (bar + 6) + 20
@@ -201,7 +214,7 @@ def summary_row():
     share = {o["op"]: o["share"] for o in prof["ops"]}
     top = lambda name: f"{100 * share.get(name, 0):.1f}%"
     row = (f"| {a.level} | {sm.get('lanes', '?')} | {a.emulated or '—'} | {mt:.0f} | {mp:.0f} | **{mp / mt:.2f}** | ")
-    row += (f"{mb:.0f} | {mpb:.0f} | {mt / mb:.2f} | " if a.bf16 else "— | — | — | ")
+    row += (f"{mb:.0f} | {mpb:.0f} | {mt / mb:.2f} | " if a.bf16 else "— | — | — | ").replace("| nan |", "| — |")
     row += f"{top('adamw')} | {top('cross-entropy fwd')} | {100 * g['share_of_step']:.1f}% |"
     return row
 
