@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tessera/ops/host.hpp"
+#include "tessera/ops/host/openblas_core.hpp"
 
 namespace ts = tessera;
 namespace ops = tessera::ops;
@@ -269,6 +270,8 @@ class bench {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ts::ops::host::openblas::restart_with_cpu_kernels();  // this CPU's OpenBLAS kernels (scripts/bench.sh
+                                                            // gives PyTorch the same OPENBLAS_CORETYPE)
   CLI::App app{"tessera host operators, GPT-2 small shapes, forward and backward"};
   options o;
   app.add_option("--batch", o.batch, "batch size B")->check(CLI::PositiveNumber);
@@ -291,10 +294,10 @@ int main(int argc, char** argv) {
   o.max_reps = std::max(o.max_reps, o.min_reps);
 
   std::printf("tessera host operators: B = %lld, C = %lld, heads %lld × %d, ffn %lld, vocab %lld; "
-              "%d OpenMP threads, %d OpenBLAS threads\n",
+              "%d OpenMP threads, %d OpenBLAS threads (%s kernels)\n",
               static_cast<long long>(o.batch), static_cast<long long>(C), static_cast<long long>(H), D,
               static_cast<long long>(FF), static_cast<long long>(V), omp_get_max_threads(),
-              openblas_get_num_threads());
+              openblas_get_num_threads(), ts::ops::host::openblas::core().c_str());
   std::printf("%-14s %6s %4s %5s %12s %5s\n", "op", "T", "dir", "dtype", "median ms", "reps");
   bench b(o);
   if (o.part != "adamw")

@@ -53,7 +53,8 @@ def tessera(layout, ranks, threads, profile=False):
     steps = [j for j in lines if "step" in j and "event" not in j]
     starts = [j for j in lines if j.get("event") == "start"]
     if starts:
-        machine.update(simd=starts[0].get("simd", {}), bf16_gemm=starts[0].get("bf16_gemm", ""))
+        machine.update(simd=starts[0].get("simd", {}), bf16_gemm=starts[0].get("bf16_gemm", ""),
+                       openblas_core=starts[0].get("openblas_core", ""))
     if profile:
         return [j for j in lines if j.get("event") == "profile"][0]
     return [s["step_ms"] for s in steps[1:]], [s["loss"] for s in steps]
@@ -64,7 +65,12 @@ def torch_run(bf16=False):
     cmd = ["/usr/bin/python3", os.path.join(here, "gpt2_step_torch.py"), "--data", a.data, "--steps",
            str(a.steps + 1), "--batch", str(a.batch), "--threads", str(a.threads), "--json", out] + \
           (["--bf16"] if bf16 else [])
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # PyTorch runs on the same OpenBLAS kernels as tessera (which restarts itself with this CPU's kernel set
+    # where OpenBLAS does not know the CPU; the start line names the set it ran on)
+    env = dict(os.environ)
+    if machine.get("openblas_core") and "OPENBLAS_CORETYPE" not in env:
+        env["OPENBLAS_CORETYPE"] = machine["openblas_core"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"torch failed ({r.returncode}):\n{r.stdout}")
     j = json.load(open(out))
@@ -102,7 +108,7 @@ lines = [f"GPT-2 124M training step, B = {a.batch}, T = 64, fp32, AdamW, {a.thre
          f"tessera built with -march={a.level}: {sm.get('built', '?')}, {sm.get('lanes', '?')} float lanes, on a "
          f"{sm.get('cpu', '?')} CPU ({cpu_model}: {sm.get('cpu_features', '')})" +
          (f"; both sides restricted to {a.emulated}" if a.emulated else "") +
-         f"; bf16 GEMMs: {machine.get('bf16_gemm', '?')}",
+         f"; OpenBLAS kernels (both sides): {machine.get('openblas_core', '?')}; bf16 GEMMs: {machine.get('bf16_gemm', '?')}",
          "",
          "| | step ms | tokens/s |",
          "|---|---:|---:|",

@@ -38,6 +38,12 @@ case "$what" in
     cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_ops
     threads=${TESSERA_BENCH_THREADS:-2}
     export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+    # both sides on the OpenBLAS kernels of this CPU's level, where OpenBLAS does not know the CPU itself
+    # (bench_ops restarts itself with them and prints which; PyTorch gets the same OPENBLAS_CORETYPE)
+    if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+      core=$("$TESSERA_BUILD/bench/bench_ops" --part adamw --budget-ms 1 --min-reps 1 --max-reps 1 --no-bf16 2>/dev/null | sed -n 's/.*OpenBLAS threads (\(.*\) kernels).*/\1/p')
+      [ -n "$core" ] && export OPENBLAS_CORETYPE=$core
+    fi
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     "$TESSERA_BUILD/bench/bench_ops" "${args[@]}" --json "$tmp/tessera.json" >&2

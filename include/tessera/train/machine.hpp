@@ -13,6 +13,7 @@
 #include "tessera/core/error.hpp"
 #include "tessera/core/simd.hpp"
 #include "tessera/ops/host/blas.hpp"
+#include "tessera/ops/host/openblas_core.hpp"
 
 namespace tessera::train_detail {
 
@@ -35,6 +36,8 @@ struct machine_info {
   int simd_lanes = 1;      ///< float lanes of its vectors (1: scalar loops only)
   std::string cpu_level;   ///< the CPU's own level
   std::string cpu_features;
+  std::string openblas_core;  ///< OpenBLAS's kernel set (SkylakeX, Haswell, …; Prescott is its generic SSE3 one)
+  std::string openblas_warning;  ///< empty unless that set is below the CPU's level
   std::string bf16_gemm;   ///< ops::host::bf16_gemm_engine()
   bool bf16_hardware = false;
   int threads = 1;         ///< OpenMP threads per rank
@@ -44,15 +47,17 @@ struct machine_info {
   nlohmann::json json() const {
     nlohmann::json j{{"simd", {{"built", simd_built}, {"lanes", simd_lanes}, {"cpu", cpu_level},
                                {"cpu_features", cpu_features}}},
-                     {"bf16_gemm", bf16_gemm}, {"bf16_hardware", bf16_hardware},
+                     {"openblas_core", openblas_core}, {"bf16_gemm", bf16_gemm}, {"bf16_hardware", bf16_hardware},
                      {"threads", threads}, {"cpus_allowed_per_rank", cpus_allowed}};
     if (!threads_warning.empty()) j["threads_warning"] = threads_warning;
+    if (!openblas_warning.empty()) j["openblas_warning"] = openblas_warning;
     return j;
   }
-  /// The progress header's line (without the warning, which gets its own line).
+  /// The progress header's line (without the warnings, which get their own lines).
   std::string header() const {
     return cat("tessera: SIMD built for ", simd_built, " (", simd_lanes, " float lanes), CPU ", cpu_level, " (",
-               cpu_features.empty() ? "-" : cpu_features, ") | bf16 GEMMs: ", bf16_gemm, " | ", threads,
+               cpu_features.empty() ? "-" : cpu_features, ") | OpenBLAS ", openblas_core, " | bf16 GEMMs: ", bf16_gemm,
+               " | ", threads,
                " thread", threads == 1 ? "" : "s", " per rank, ", cpus_allowed, " CPU", cpus_allowed == 1 ? "" : "s",
                " allowed");
   }
@@ -67,6 +72,12 @@ inline machine_info describe_machine(int threads) {
 #endif
   m.cpu_level = cpu::cpu_level();
   m.cpu_features = cpu::cpu_features();
+  m.openblas_core = ops::host::openblas::core();
+  const std::string fit = ops::host::openblas::core_for_cpu();
+  const int have = ops::host::openblas::core_level(m.openblas_core), want = ops::host::openblas::core_level(fit);
+  if (have > 0 && want > have)
+    m.openblas_warning = cat("OpenBLAS runs its ", m.openblas_core, " kernels, below this CPU's ", m.cpu_level,
+                             " (OPENBLAS_CORETYPE=", fit, " selects its own); fp32 GEMMs are slower than they can be");
   m.bf16_gemm = ops::host::bf16_gemm_engine();
   m.bf16_hardware = ops::host::bf16_gemm_on_hardware();
   m.threads = threads;

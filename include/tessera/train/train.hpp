@@ -237,6 +237,8 @@ int run_training(const plan_desc& pd, const train_options& o) {
     std::fprintf(stderr, "%s\n", machine.header().c_str());
     if (!machine.threads_warning.empty())
       std::fprintf(stderr, "tessera: warning: %s\n", machine.threads_warning.c_str());
+    if (!machine.openblas_warning.empty())
+      std::fprintf(stderr, "tessera: warning: %s\n", machine.openblas_warning.c_str());
   }
   nlohmann::json start{{"event", "start"}, {"plan", plan}, {"params", pd.model.num_params()},
         {"world", world}, {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
@@ -356,6 +358,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
 template <class Plan>
 int train(int argc, char** argv) {
   static_assert(is_plan_v<Plan>, "tessera::train<P>: P must be a ts::plan<...>");
+  ops::host::openblas::restart_with_cpu_kernels();  // before MPI: OpenBLAS's generic kernels on a new CPU
   mpi_environment env(argc, argv);
   constexpr plan_desc pd = Plan::desc;
   int rank = 0;
