@@ -240,7 +240,7 @@ if a.docs:
         rows = [r for r in doc[i:j].strip().splitlines() if r.startswith("| ") and not r.startswith("| level")]
         rows = [r for r in rows if not r.startswith(f"| {a.level} |")] + [summary_row()]
         head = ["| level (-march) | lanes | both sides restricted to | tessera fp32 ms | PyTorch fp32 ms | "
-                "fp32 ratio (tokens/s) | tessera bf16 ms | PyTorch bf16 ms | tessera bf16 vs own fp32 | "
+                "fp32 ratio (tokens/s) | tessera bf16 ms | PyTorch bf16 ms | tessera bf16 speed-up over own fp32 | "
                 "adamw share | cross-entropy fwd share | GEMM share |", "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         doc = doc[:i] + "\n" + "\n".join(head + sorted(rows)) + "\n" + doc[j:]
     open(a.docs, "w").write(doc)

@@ -101,7 +101,7 @@ struct param_store {
       }
   }
   void zero_grads() {
-    std::fill(grad_arena.begin(), grad_arena.end(), 0);
+    host_system::fill(grad_arena.data(), static_cast<std::int64_t>(grad_arena.size()), ops::grad_t<T>(0));
   }
 };
 

@@ -153,8 +153,8 @@ class trainer {
     {
       const prof::scope p("zero gradients");
       if (zero2_) {  // gradients live in the shard (and, for replicated slots, their own buffer) between microbatches
-        std::fill(g_shard_.begin(), g_shard_.end(), G(0));
-        std::fill(rep_grads_.begin(), rep_grads_.end(), G(0));
+        host_system::fill(g_shard_.data(), static_cast<std::int64_t>(g_shard_.size()), G(0));
+        host_system::fill(rep_grads_.data(), static_cast<std::int64_t>(rep_grads_.size()), G(0));
       } else {
         store_.zero_grads();
       }
