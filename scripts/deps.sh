@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what tessera needs from Debian's packages, idempotently (nothing happens when all are present).
+# deps.sh [PKG ...]: also these packages (scripts/deps_aarch64.sh adds the cross compiler).
 set -euo pipefail
 pkgs=(build-essential cmake g++ make libopenmpi-dev openmpi-bin doctest-dev libopenblas-dev libopenblas0-openmp
-      nlohmann-json3-dev libcli11-dev libdnnl-dev zlib1g-dev python3 python3-numpy python3-torch qemu-user-static)
+      nlohmann-json3-dev libcli11-dev libdnnl-dev zlib1g-dev python3 python3-numpy python3-torch qemu-user-static
+      "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

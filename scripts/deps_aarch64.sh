@@ -25,17 +25,8 @@ apt_update() {
   fi
 }
 
-# 1. The host tools.
-pkgs=(g++-aarch64-linux-gnu qemu-user-static)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "tessera: installing Debian packages: ${missing[*]}" >&2
-  apt_update
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# 1. The host tools: scripts/deps.sh's packages (qemu-user-static among them) and the cross compiler.
+"$(dirname "$0")/deps.sh" g++-aarch64-linux-gnu
 
 # 2. The arm64 sysroot. The stamp names what it was made from; a sysroot with the same stamp is kept as is.
 # Roots of the closure: the runtime (glibc, libstdc++, libgomp), OpenBLAS's OpenMP build with its headers, and

@@ -8,16 +8,10 @@ out=$1
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 mkdir -p "$out"
 [ "$(uname -m)" = x86_64 ] || { echo "PASS (not x86-64: nothing to do)"; exit 0; }
-flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
-has() { for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done; }
-runs() {
-  case "$1" in
-    x86-64) true ;;
-    x86-64-v2) has sse4_2 popcnt ssse3 ;;
-    x86-64-v3) has avx2 fma bmi2 movbe ;;
-    x86-64-v4) has avx512f avx512bw avx512cd avx512dq avx512vl ;;
-  esac
-}
+# this CPU's level (scripts/isa_level.sh), and a level's rank: x86-64 1, x86-64-v2 2, …
+rank() { case "$1" in x86-64) echo 1 ;; x86-64-v*) echo "${1#x86-64-v}" ;; *) echo 0 ;; esac; }
+cpu=$(rank "$("$root/scripts/isa_level.sh")")
+runs() { [ "$(rank "$1")" -le "$cpu" ]; }
 for level in x86-64 x86-64-v2 x86-64-v3 x86-64-v4; do
   for t in core/test_simd ops/test_vector_math; do
     exe="$out/$(basename "$t").$level"

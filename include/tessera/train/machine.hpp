@@ -73,11 +73,10 @@ inline machine_info describe_machine(int threads) {
   m.cpu_level = cpu::cpu_level();
   m.cpu_features = cpu::cpu_features();
   m.openblas_core = ops::host::openblas::core();
-  const std::string fit = ops::host::openblas::core_for_cpu();
-  const int have = ops::host::openblas::core_level(m.openblas_core), want = ops::host::openblas::core_level(fit);
-  if (have > 0 && want > have)
+  if (ops::host::openblas::core_below_cpu())
     m.openblas_warning = cat("OpenBLAS runs its ", m.openblas_core, " kernels, below this CPU's ", m.cpu_level,
-                             " (OPENBLAS_CORETYPE=", fit, " selects its own); fp32 GEMMs are slower than they can be");
+                             " (OPENBLAS_CORETYPE=", ops::host::openblas::core_for_cpu(),
+                             " selects its own); fp32 GEMMs are slower than they can be");
   m.bf16_gemm = ops::host::bf16_gemm_engine();
   m.bf16_hardware = ops::host::bf16_gemm_on_hardware();
   m.threads = threads;

@@ -56,14 +56,18 @@ inline std::string core_for_cpu() {
   return {};
 }
 
+/// Whether the kernel set OpenBLAS runs is a lower level's than core_for_cpu() (however it was chosen).
+inline bool core_below_cpu() {
+  const int have = core_level(core());
+  const std::string want = core_for_cpu();
+  return have > 0 && !want.empty() && core_level(want) > have;
+}
+
 /// The kernel set to restart with: core_for_cpu() when OpenBLAS chose a lower level's set by itself (not
 /// through OPENBLAS_CORETYPE); empty when its choice is fine or the user made it.
 inline std::string better_core() {
-  if (std::getenv("OPENBLAS_CORETYPE")) return {};
-  const int have = core_level(core());
-  const std::string want = core_for_cpu();
-  if (have == 0 || want.empty() || core_level(want) <= have) return {};
-  return want;
+  if (std::getenv("OPENBLAS_CORETYPE") || !core_below_cpu()) return {};
+  return core_for_cpu();
 }
 
 /// When OpenBLAS fell back to a lower level's kernels on its own, re-executes this program (/proc/self/exe
