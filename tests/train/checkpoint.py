@@ -10,8 +10,9 @@
   kill      PLAN saving every step is killed (SIGKILL to the whole job) once --stop checkpoints exist, at
             whatever point it is — mid-step or mid-save; resumed, it continues from the newest complete
             checkpoint and every later loss is bitwise equal to the uninterrupted run's.
-  damaged   a truncated shard, a flipped byte, a missing shard, a damaged manifest, no complete checkpoint,
-            another model: each exits 2 with a message naming the file (or field), and no file changes; a
+  damaged   a truncated shard, a flipped byte, a missing shard, a damaged manifest, manifests with one field
+            of the wrong type, rank or size (a non-boolean shuffle, no zero, slice starts and shapes that are
+            empty, too short, beyond 2^64 or wrap around), no complete checkpoint, another model: each exits 2 with a message naming the file (or field), and no file changes; a
             newest step without a manifest (an interrupted save) is skipped for the one before it.
 
 Every manifest's CRC-32s are also checked here with Python's zlib (an independent implementation)."""
@@ -225,6 +226,35 @@ else:  # damaged
     expect_error("damaged manifest", f"checkpoint {man} is damaged: not valid JSON")
     with open(man, "w") as f:
         f.write(text)
+
+    # manifests with one field damaged: each named with its path and value, never a crash or garbage
+    def with_manifest(what, edit, pattern):
+        m = json.loads(text)
+        edit(m)
+        with open(man, "w") as f:
+            f.write(json.dumps(m, indent=1))
+        expect_error(what, pattern)
+        with open(man, "w") as f:
+            f.write(text)
+
+    at = f"checkpoint {man}: "
+    t0 = next(iter(json.loads(text)["tensors"]))
+    slice0 = lambda m: m["tensors"][t0]["slices"][0]
+    with_manifest("data.shuffle not a boolean", lambda m: m["data"].__setitem__("shuffle", "yes"),
+                  at + 'data.shuffle is "yes", expected true or false')
+    with_manifest("plan without zero", lambda m: m["plan"].pop("zero"), at + "plan.zero is missing")
+    with_manifest("slice start []", lambda m: slice0(m).__setitem__("start", []),
+                  at + f"tensors.{t0}.slices[0].start is [], expected 2 integers")
+    with_manifest("slice shape [32]", lambda m: slice0(m).__setitem__("shape", [32]),
+                  at + f"tensors.{t0}.slices[0].shape is [32], expected 2 integers")
+    with_manifest("slice start [2^64-1]", lambda m: slice0(m).__setitem__("start", [2**64 - 1]),
+                  at + f"tensors.{t0}.slices[0].start is [18446744073709551615], expected 2 integers")
+    with_manifest("slice start [2^64-1, 0]", lambda m: slice0(m).__setitem__("start", [2**64 - 1, 0]),
+                  at + f"tensors.{t0}.slices[0].start[0] is 18446744073709551615, expected an integer in [0, ")
+    with_manifest("slice shape wraps", lambda m: slice0(m).__setitem__("shape", [2**62 + 8, 256]),
+                  at + f"tensors.{t0}.slices[0] (start ")
+    with_manifest("tensor shape wraps", lambda m: m["tensors"][t0].__setitem__("shape", [2**62, 4]),
+                  at + f"tensors.{t0}.shape is [4611686018427387904,4]: its size overflows 64 bits")
     if a.other_exe:
         expect_error("another model", "holds a different model", exe=a.other_exe)
     # an interrupted save: the newest step has no manifest; a leftover .tmp directory -> the step before it

@@ -14,7 +14,15 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !TS_DEVICE_COMPILE
 #include <unistd.h>
+
+#include "tessera/core/cpuid.hpp"
 #define TESSERA_CPU_X86 1
+// GCC's builtin knows every name used here; clang 14's lacks the psABI levels and several features.
+#if defined(__clang__)
+#define TESSERA_CPU_SUPPORTS(name) ::tessera::cpu::cpuid_supports(name)
+#else
+#define TESSERA_CPU_SUPPORTS(name) __builtin_cpu_supports(name)
+#endif
 #else
 #define TESSERA_CPU_X86 0
 #endif
@@ -56,9 +64,9 @@ constexpr std::string_view built_level() { return TESSERA_BUILT_LEVEL; }
 inline std::string cpu_level() {
 #if TESSERA_CPU_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
-  if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
-  if (__builtin_cpu_supports("x86-64-v2")) return "x86-64-v2";
+  if (TESSERA_CPU_SUPPORTS("x86-64-v4")) return "x86-64-v4";
+  if (TESSERA_CPU_SUPPORTS("x86-64-v3")) return "x86-64-v3";
+  if (TESSERA_CPU_SUPPORTS("x86-64-v2")) return "x86-64-v2";
   return "x86-64";
 #elif defined(__aarch64__) && defined(__linux__)
   return (getauxval(AT_HWCAP) & (1UL << 22)) ? "aarch64+sve" : "aarch64";  // HWCAP_SVE
@@ -71,7 +79,7 @@ inline std::string cpu_level() {
 inline bool cpu_has_bf16_hardware() {
 #if TESSERA_CPU_X86
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+  return TESSERA_CPU_SUPPORTS("avx512bf16") || TESSERA_CPU_SUPPORTS("amx-bf16");
 #else
   return false;
 #endif
@@ -86,12 +94,12 @@ inline std::string cpu_features() {
   auto add = [&](bool has, const char* name) {
     if (has) (s += s.empty() ? "" : " ") += name;
   };
-  add(__builtin_cpu_supports("avx2"), "avx2");
-  add(__builtin_cpu_supports("fma"), "fma");
-  add(__builtin_cpu_supports("avx512f"), "avx512f");
-  add(__builtin_cpu_supports("avx512bf16"), "avx512bf16");
-  add(__builtin_cpu_supports("avx512fp16"), "avx512fp16");
-  add(__builtin_cpu_supports("amx-bf16"), "amx-bf16");
+  add(TESSERA_CPU_SUPPORTS("avx2"), "avx2");
+  add(TESSERA_CPU_SUPPORTS("fma"), "fma");
+  add(TESSERA_CPU_SUPPORTS("avx512f"), "avx512f");
+  add(TESSERA_CPU_SUPPORTS("avx512bf16"), "avx512bf16");
+  add(TESSERA_CPU_SUPPORTS("avx512fp16"), "avx512fp16");
+  add(TESSERA_CPU_SUPPORTS("amx-bf16"), "amx-bf16");
 #elif defined(__aarch64__) && defined(__linux__)
   const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
   s = "asimd";
@@ -125,7 +133,7 @@ namespace detail {
   for (const char* p = name; *p && n + 1 < cap; ++p) buf[n++] = *p;
   buf[n] = '\0';
 }
-#define TESSERA_CPU_NEED(name) note_missing(__builtin_cpu_supports(name), name, missing, sizeof missing)
+#define TESSERA_CPU_NEED(name) note_missing(TESSERA_CPU_SUPPORTS(name), name, missing, sizeof missing)
 
 /// Runs before the program's own static initialisers (priority 101) and before main, in code built for
 /// the baseline: when the translation unit was compiled for instructions this CPU lacks, it names them
@@ -223,9 +231,9 @@ namespace detail {
 #endif
   if (!missing[0]) return;
   // only libc calls from here: nothing that was compiled for the translation unit's own level
-  const char* cpu = __builtin_cpu_supports("x86-64-v4")   ? "x86-64-v4"
-                    : __builtin_cpu_supports("x86-64-v3") ? "x86-64-v3"
-                    : __builtin_cpu_supports("x86-64-v2") ? "x86-64-v2"
+  const char* cpu = TESSERA_CPU_SUPPORTS("x86-64-v4")   ? "x86-64-v4"
+                    : TESSERA_CPU_SUPPORTS("x86-64-v3") ? "x86-64-v3"
+                    : TESSERA_CPU_SUPPORTS("x86-64-v2") ? "x86-64-v2"
                                                           : "x86-64";
   unsigned long n = 0, c = 0;
   while (missing[n]) ++n;

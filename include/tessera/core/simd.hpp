@@ -38,9 +38,13 @@
 // from _mm512_undefined_*(), which its -Wuninitialized / -Wmaybe-uninitialized report wherever they are
 // inlined (GCC bug 105593, fixed in 12.3/13). The helpers below and the vector math of ops/math.hpp are
 // wrapped in TESSERA_SIMD_DIAGNOSTICS_{PUSH,POP} so the false positives stay out of -Werror builds.
+#if defined(__clang__)  // no such false positives, and no -Wmaybe-uninitialized
+#define TESSERA_SIMD_DIAGNOSTICS_PUSH _Pragma("GCC diagnostic push")
+#else
 #define TESSERA_SIMD_DIAGNOSTICS_PUSH                                 \
   _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
       _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#endif
 #define TESSERA_SIMD_DIAGNOSTICS_POP _Pragma("GCC diagnostic pop")
 
 TESSERA_SIMD_DIAGNOSTICS_PUSH

@@ -43,13 +43,11 @@
 #include "tessera/core/error.hpp"
 #include "tessera/model/params.hpp"
 #include "tessera/ops/math.hpp"
+#include "tessera/train/manifest.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/safetensors.hpp"
 
 namespace tessera {
-
-inline constexpr int checkpoint_version = 1;
-inline constexpr const char* checkpoint_format = "tessera-checkpoint";
 
 /// "step_00000042"
 inline std::string step_dir_name(int step) {
@@ -89,13 +87,11 @@ struct checkpoint_info {
   std::string path;             ///< DIR/step_XXXXXXXX
   int step = 0;                 ///< optimizer steps completed
   std::int64_t adam_step = 0;   ///< AdamW's step counter (skipped steps do not count)
-  nlohmann::json data;          ///< data-loader state
-  nlohmann::json plan;          ///< the plan that saved it
+  std::optional<manifest_data_order> order;  ///< the data loader's order of windows, when recorded
+  std::string saved_by;         ///< the layout that saved it ("mesh {...}, schedule 1f1b, zero 1")
 };
 
 namespace ckpt_detail {
-inline constexpr const char* kinds[3] = {"param", "exp_avg", "exp_avg_sq"};
-
 /// Every rank throws the error of the lowest rank that has one (so all fail together, with one reason).
 inline void agree(const std::string& err, MPI_Comm world) {
   int rank = 0, size = 1;
@@ -142,6 +138,21 @@ inline void write_text_synced(const std::string& path, const std::string& text) 
     if (!f) throw usage_error(cat(path, ": write failed (disk full?)"));
   }
   fsync_path(path);
+}
+/// The shard file `fp` exists with the size and CRC-32 the manifest of step directory `d` records.
+inline void verify_file(const std::string& fp, const manifest_file& want, const std::string& d) {
+  if (!std::filesystem::is_regular_file(fp))
+    throw usage_error(cat("checkpoint file ", fp, " is missing (listed in ", d, "/manifest.json)"));
+  std::uint64_t got = 0;
+  const std::uint32_t crc = file_crc32(fp, got);
+  if (got != want.bytes)
+    throw usage_error(cat("checkpoint file ", fp, " has ", got, " bytes, the manifest says ", want.bytes,
+                          " (truncated or damaged)"));
+  if (crc != want.crc32) {
+    char b[96];
+    std::snprintf(b, sizeof b, "CRC-32 0x%08x, the manifest says 0x%08x", crc, want.crc32);
+    throw usage_error(cat("checkpoint file ", fp, " is damaged: ", b));
+  }
 }
 }  // namespace ckpt_detail
 
@@ -194,7 +205,7 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
         if (rows <= 0) continue;  // all padding
         for (int k = 0; k < 3; ++k) {
           st_entry e;
-          e.name = cat(ckpt_detail::kinds[k], "/", g.name, "@", b.g_row, ",", b.g_col);
+          e.name = cat(checkpoint_kinds[k], "/", g.name, "@", b.g_row, ",", b.g_col);
           e.dtype = st_dtype::f32;
           e.shape = {rows, b.cols};
           e.bytes.resize(static_cast<std::size_t>(rows * b.cols) * 4);
@@ -207,7 +218,7 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
               else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
               out[r * b.cols + c] = x;
             }
-          slices.push_back({{"tensor", g.name}, {"kind", ckpt_detail::kinds[k]}, {"file", file}, {"key", e.name},
+          slices.push_back({{"tensor", g.name}, {"kind", checkpoint_kinds[k]}, {"file", file}, {"key", e.name},
                             {"start", {b.g_row, b.g_col}}, {"shape", {rows, b.cols}}});
           entries.push_back(std::move(e));
         }
@@ -269,7 +280,7 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
         }
       }
       for (const auto& g : mt.tensors)  // the one-owner rule stores every element exactly once
-        for (const char* k : ckpt_detail::kinds)
+        for (const char* k : checkpoint_kinds)
           check(covered[{g.name, k}] == ckpt_detail::stored_rows(g) * g.cols, "tessera internal: checkpoint of ",
                 g.name, " (", k, ") holds ", covered[{g.name, k}], " elements, the tensor has ",
                 ckpt_detail::stored_rows(g) * g.cols);
@@ -323,41 +334,14 @@ inline std::pair<std::string, std::string> find_checkpoint(const std::string& di
         }
         std::ifstream f(d + "/manifest.json", std::ios::binary);
         text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-        nlohmann::json man;
+        nlohmann::json doc;
         try {
-          man = nlohmann::json::parse(text);
+          doc = nlohmann::json::parse(text);
         } catch (const std::exception& e) {
           throw usage_error(cat("checkpoint ", d, "/manifest.json is damaged: not valid JSON (", e.what(), ")"));
         }
-        try {
-          if (man.at("format").get<std::string>() != checkpoint_format)
-            throw usage_error(cat("checkpoint ", d, "/manifest.json: format \"", man.at("format").get<std::string>(),
-                                  "\" (expected \"", checkpoint_format, "\")"));
-          if (man.at("version").get<int>() != checkpoint_version)
-            throw usage_error(cat("checkpoint ", d, "/manifest.json: format version ", man.at("version").get<int>(),
-                                  " (this build reads version ", checkpoint_version, ")"));
-          for (auto it = man.at("files").begin(); it != man.at("files").end(); ++it) {
-            const std::string fp = d + "/" + it.key();
-            if (!fs::exists(fp))
-              throw usage_error(cat("checkpoint file ", fp, " is missing (listed in ", d, "/manifest.json)"));
-            std::uint64_t got = 0;
-            const std::uint32_t crc = ckpt_detail::file_crc32(fp, got);
-            const auto want_bytes = it->at("bytes").get<std::uint64_t>();
-            const auto want_crc = it->at("crc32").get<std::uint32_t>();
-            if (got != want_bytes)
-              throw usage_error(cat("checkpoint file ", fp, " has ", got, " bytes, the manifest says ", want_bytes,
-                                    " (truncated or damaged)"));
-            if (crc != want_crc) {
-              char b[96];
-              std::snprintf(b, sizeof b, "CRC-32 0x%08x, the manifest says 0x%08x", crc, want_crc);
-              throw usage_error(cat("checkpoint file ", fp, " is damaged: ", b));
-            }
-          }
-        } catch (const usage_error&) {
-          throw;
-        } catch (const std::exception& e) {
-          throw usage_error(cat("checkpoint ", d, "/manifest.json is malformed: ", e.what()));
-        }
+        const checkpoint_manifest man = parse_manifest(doc, cat("checkpoint ", d, "/manifest.json"));
+        for (const auto& [name, want] : man.files) ckpt_detail::verify_file(d + "/" + name, want, d);
         path = d;
         break;
       }
@@ -376,97 +360,115 @@ inline std::pair<std::string, std::string> find_checkpoint(const std::string& di
   return {path, text};
 }
 
+/// The checkpoint holds the model `plan` describes (the layout may differ): every key of plan.model has
+/// the same value in the manifest's plan.model.
+inline void check_same_model(const checkpoint_manifest& man, const nlohmann::json& plan, const std::string& path) {
+  const auto& want = plan.at("model");
+  const auto& have = man.plan.at("model");
+  for (auto it = want.begin(); it != want.end(); ++it)
+    if (!have.contains(it.key()) || have.at(it.key()) != *it)
+      throw usage_error(cat("checkpoint ", path, " holds a different model: ", it.key(), " = ",
+                            have.contains(it.key()) ? have.at(it.key()).dump() : std::string("(absent)"),
+                            ", this program's model has ", it->dump()));
+}
+
+/// Fills every slot of `ps` (values, fp32 masters where the slot has them, both moments) through its
+/// boxes from the slices of the validated manifest `man` of step directory `path` that intersect them.
+/// Throws usage_error when a tensor is missing or has another shape, a slice's data does not match its
+/// manifest entry, or the slices leave an element of a box uncovered.
+template <class Store>
+void load_slices(const checkpoint_manifest& man, const std::string& path, const model_tensors& mt, Store& ps) {
+  const std::string mpath = path + "/manifest.json";
+  std::map<std::string, std::unique_ptr<safetensors_reader>> readers;
+  std::map<std::string, std::vector<double>> cache;
+  auto read = [&](const manifest_slice& sl) -> const std::vector<double>& {
+    const std::string id = sl.file + "\n" + sl.key;
+    auto it = cache.find(id);
+    if (it != cache.end()) return it->second;
+    auto& rd = readers[sl.file];
+    if (!rd) rd = std::make_unique<safetensors_reader>(path + "/" + sl.file);
+    const std::vector<std::int64_t> want{sl.rows, sl.cols};
+    if (!rd->has(sl.key) || rd->at(sl.key).shape != want)
+      throw usage_error(cat("checkpoint file ", path, "/", sl.file, ": ",
+                            rd->has(sl.key) ? cat("tensor ", sl.key, " does not have") : cat("no tensor ", sl.key, " of"),
+                            " the shape [", sl.rows, ", ", sl.cols, "] the manifest gives it"));
+    return cache.emplace(id, rd->read(sl.key)).first->second;
+  };
+  for (auto& s : ps.slots) {
+    using G = typename std::remove_cvref_t<decltype(s.m)>::value_type;
+    using T = std::remove_cvref_t<decltype(s.value[0])>;
+    s.m.assign(static_cast<std::size_t>(s.numel()), 0);
+    s.v.assign(static_cast<std::size_t>(s.numel()), 0);
+    std::vector<G> param(static_cast<std::size_t>(s.numel()), 0);
+    for (const box& b : s.layout.boxes) {
+      const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
+      const auto te = man.tensors.find(g.name);
+      if (te == man.tensors.end()) throw usage_error(cat("checkpoint ", mpath, ": no tensor ", g.name));
+      const manifest_tensor& t = te->second;
+      if (t.rows != ckpt_detail::stored_rows(g) || t.cols != g.cols)
+        throw usage_error(cat("checkpoint ", mpath, ": tensor ", g.name, " has shape [", t.rows, ", ", t.cols,
+                              "], the model needs [", ckpt_detail::stored_rows(g), ", ", g.cols, "]"));
+      const std::int64_t r0 = b.g_row, r1 = std::min(b.g_row + b.rows, ckpt_detail::stored_rows(g));
+      const std::int64_t c0 = b.g_col, c1 = b.g_col + b.cols;
+      if (r1 <= r0) continue;  // padding only: stays zero
+      const std::int64_t box_cols = c1 - c0;
+      std::vector<unsigned char> covered;  // per element of the box: filled by a slice already
+      for (int k = 0; k < 3; ++k) {
+        covered.assign(static_cast<std::size_t>((r1 - r0) * box_cols), 0);
+        std::int64_t filled = 0;
+        for (const manifest_slice& sl : t.slices) {
+          if (sl.kind != k) continue;
+          const std::int64_t lo_r = std::max(r0, sl.row), hi_r = std::min(r1, sl.row + sl.rows);
+          const std::int64_t lo_c = std::max(c0, sl.col), hi_c = std::min(c1, sl.col + sl.cols);
+          if (lo_r >= hi_r || lo_c >= hi_c) continue;
+          const std::vector<double>& src = read(sl);
+          for (std::int64_t r = lo_r; r < hi_r; ++r)
+            for (std::int64_t c = lo_c; c < hi_c; ++c) {
+              unsigned char& seen = covered[static_cast<std::size_t>((r - r0) * box_cols + c - c0)];
+              if (seen)
+                throw usage_error(cat("checkpoint ", mpath, ": two ", checkpoint_kinds[static_cast<std::size_t>(k)],
+                                      " slices of ", g.name, " hold element [", r, ", ", c, "]"));
+              seen = 1;
+              const double x = src[static_cast<std::size_t>((r - sl.row) * sl.cols + (c - sl.col))];
+              const auto at = static_cast<std::size_t>((b.l_row + r - b.g_row) * s.layout.cols + b.l_col + c - b.g_col);
+              (k == 0 ? param : k == 1 ? s.m : s.v)[at] = static_cast<G>(x);
+            }
+          filled += (hi_r - lo_r) * (hi_c - lo_c);
+        }
+        if (filled != (r1 - r0) * box_cols)
+          throw usage_error(cat("checkpoint ", mpath, ": the ", checkpoint_kinds[static_cast<std::size_t>(k)],
+                                " slices of ", g.name, " cover ", filled, " of the ", (r1 - r0) * box_cols,
+                                " elements rows [", r0, ", ", r1, ") x cols [", c0, ", ", c1, ") needs"));
+      }
+    }
+    for (std::size_t j = 0; j < param.size(); ++j) s.value[j] = ops::store<T>(param[j]);
+    if (!s.master.empty()) s.master = std::move(param);
+  }
+}
+
 /// Loads the newest complete checkpoint under `dir` into this rank's slots (every slot, whole optimizer
 /// state: call before the trainer shards it). Collective; throws usage_error on every rank on failure.
 template <class Trainer>
 checkpoint_info load_checkpoint(const std::string& dir, Trainer& tr, const nlohmann::json& plan, MPI_Comm world) {
-  const auto [path, text] = find_checkpoint(dir, world);
+  const std::pair<std::string, std::string> found = find_checkpoint(dir, world);
+  const std::string& path = found.first;
   std::string err;
   checkpoint_info info;
   info.path = path;
   try {
-    const auto man = nlohmann::json::parse(text);
-    const std::string mpath = path + "/manifest.json";
-    info.step = man.at("step").get<int>();
-    info.adam_step = man.at("adam_step").get<std::int64_t>();
-    info.plan = man.at("plan");
-    if (man.contains("data")) info.data = man.at("data");
-    // the model must be the same one; the layout may differ
-    const auto& want = plan.at("model");
-    const auto& have = man.at("plan").at("model");
-    for (auto it = want.begin(); it != want.end(); ++it)
-      if (!have.contains(it.key()) || have.at(it.key()) != *it)
-        throw usage_error(cat("checkpoint ", path, " holds a different model: ", it.key(), " = ",
-                              have.contains(it.key()) ? have.at(it.key()).dump() : std::string("(absent)"),
-                              ", this program's model has ", it->dump()));
-    auto& ps = tr.store();
-    const auto& mt = tr.tensors();
-    std::map<std::string, std::unique_ptr<safetensors_reader>> readers;
-    std::map<std::string, std::vector<double>> cache;
-    auto read = [&](const std::string& file, const std::string& key) -> const std::vector<double>& {
-      const std::string id = file + "\n" + key;
-      auto it = cache.find(id);
-      if (it != cache.end()) return it->second;
-      auto& rd = readers[file];
-      if (!rd) rd = std::make_unique<safetensors_reader>(path + "/" + file);
-      return cache.emplace(id, rd->read(key)).first->second;
-    };
-    using G = std::remove_cv_t<std::remove_pointer_t<decltype(tr.slot_state(0).m)>>;
-    for (std::size_t i = 0; i < ps.slots.size(); ++i) {
-      auto& s = ps.slots[i];
-      s.m.assign(static_cast<std::size_t>(s.numel()), 0);
-      s.v.assign(static_cast<std::size_t>(s.numel()), 0);
-      std::vector<G> param(static_cast<std::size_t>(s.numel()), 0);
-      for (const box& b : s.layout.boxes) {
-        const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
-        if (!man.at("tensors").contains(g.name))
-          throw usage_error(cat("checkpoint ", mpath, ": no tensor ", g.name));
-        const auto& te = man.at("tensors").at(g.name);
-        const auto shape = te.at("shape").get<std::vector<std::int64_t>>();
-        if (shape != std::vector<std::int64_t>{ckpt_detail::stored_rows(g), g.cols})
-          throw usage_error(cat("checkpoint ", mpath, ": tensor ", g.name, " has shape [", shape.at(0), ", ", shape.at(1),
-                                "], the model needs [", ckpt_detail::stored_rows(g), ", ", g.cols, "]"));
-        const std::int64_t r0 = b.g_row, r1 = std::min(b.g_row + b.rows, ckpt_detail::stored_rows(g));
-        const std::int64_t c0 = b.g_col, c1 = b.g_col + b.cols;
-        if (r1 <= r0) continue;  // padding only: stays zero
-        for (int k = 0; k < 3; ++k) {
-          std::int64_t filled = 0;
-          for (const auto& sl : te.at("slices")) {
-            if (sl.at("kind").get<std::string>() != ckpt_detail::kinds[k]) continue;
-            const auto st = sl.at("start").get<std::vector<std::int64_t>>();
-            const auto sh = sl.at("shape").get<std::vector<std::int64_t>>();
-            const std::int64_t lo_r = std::max(r0, st[0]), hi_r = std::min(r1, st[0] + sh[0]);
-            const std::int64_t lo_c = std::max(c0, st[1]), hi_c = std::min(c1, st[1] + sh[1]);
-            if (lo_r >= hi_r || lo_c >= hi_c) continue;
-            const std::string file = sl.at("file"), key = sl.at("key");
-            const auto& src = read(file, key);
-            if (static_cast<std::int64_t>(src.size()) != sh[0] * sh[1])
-              throw usage_error(cat("checkpoint file ", path, "/", file, ": tensor ", key, " holds ", src.size(),
-                                    " values, the manifest says ", sh[0], " x ", sh[1]));
-            for (std::int64_t r = lo_r; r < hi_r; ++r)
-              for (std::int64_t c = lo_c; c < hi_c; ++c) {
-                const double x = src[static_cast<std::size_t>((r - st[0]) * sh[1] + (c - st[1]))];
-                const std::size_t at =
-                    static_cast<std::size_t>((b.l_row + r - b.g_row) * s.layout.cols + b.l_col + c - b.g_col);
-                (k == 0 ? param : k == 1 ? s.m : s.v)[at] = static_cast<G>(x);
-              }
-            filled += (hi_r - lo_r) * (hi_c - lo_c);
-          }
-          if (filled != (r1 - r0) * (c1 - c0))
-            throw usage_error(cat("checkpoint ", mpath, ": the ", ckpt_detail::kinds[k], " slices of ", g.name,
-                                  " cover ", filled, " of the ", (r1 - r0) * (c1 - c0), " elements rows [", r0, ", ", r1,
-                                  ") x cols [", c0, ", ", c1, ") needs"));
-        }
-      }
-      using T = std::remove_cv_t<std::remove_reference_t<decltype(s.value[0])>>;
-      for (std::size_t j = 0; j < param.size(); ++j) s.value[j] = ops::store<T>(param[j]);
-      if (!s.master.empty()) s.master = std::move(param);
-    }
+    const checkpoint_manifest man =
+        parse_manifest(parse_json(found.second, cat("checkpoint ", path, "/manifest.json")), cat("checkpoint ", path, "/manifest.json"));
+    info.step = man.step;
+    info.adam_step = man.adam_step;
+    info.order = man.order;
+    info.saved_by = man.saved_by;
+    check_same_model(man, plan, path);
+    load_slices(man, path, tr.tensors(), tr.store());
     tr.set_adam_step(info.adam_step);
   } catch (const usage_error& e) {
     err = e.what();
   } catch (const std::exception& e) {
-    err = cat("checkpoint ", path, "/manifest.json is malformed: ", e.what());
+    err = cat("checkpoint ", path, "/manifest.json: ", e.what());
   }
   ckpt_detail::agree(err, world);
   return info;

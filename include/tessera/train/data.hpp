@@ -6,11 +6,6 @@
 // window w is tokens [w·T, w·T + T] (inputs the first T, targets shifted by one); W = ⌊(n − 1)/T⌋.
 // Batch k holds windows (k·B + i) mod W, i = 0…B−1 (through a seeded permutation with --shuffle).
 #pragma once
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +16,7 @@
 
 #include "tessera/core/error.hpp"
 #include "tessera/model/params.hpp"
+#include "tessera/train/mapped_file.hpp"
 
 namespace tessera {
 
@@ -31,30 +27,14 @@ class token_data {
   token_data() = default;
   token_data(const token_data&) = delete;
   token_data& operator=(const token_data&) = delete;
-  ~token_data() {
-    if (map_ != nullptr) ::munmap(map_, map_bytes_);
-  }
   /// Maps `path` read-only (the ranks of a node share its pages; nothing is copied: each dp rank touches
   /// only the windows of its own slice of each batch); every token must be < vocab; windows of `seq`.
+  /// The mapping is owned by a member, so a file rejected here is unmapped again.
   token_data(const std::string& path, int vocab, int seq) : path_(path), seq_(seq) {
-    const int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) throw usage_error(cat("data file ", path, ": cannot open"));
-    struct stat stt {};
-    if (::fstat(fd, &stt) != 0) {
-      ::close(fd);
-      throw usage_error(cat("data file ", path, ": cannot stat"));
-    }
-    map_bytes_ = static_cast<std::size_t>(stt.st_size);
-    if (map_bytes_ > 0) {
-      void* p = ::mmap(nullptr, map_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
-        throw usage_error(cat("data file ", path, ": cannot map ", map_bytes_, " bytes"));
-      }
-      map_ = static_cast<unsigned char*>(p);
-    }
-    ::close(fd);
-    const unsigned char* bytes = map_;
+    check(seq >= 1, "data file ", path, ": seq ", seq, " must be at least 1");
+    file_ = mapped_file(path, cat("data file ", path));
+    map_bytes_ = file_.size();
+    const unsigned char* bytes = file_.data();
     std::int32_t head[3] = {0, 0, 0};
     if (map_bytes_ >= sizeof head) std::memcpy(head, bytes, sizeof head);
     if (map_bytes_ >= 1024 && head[0] == llmc_magic) {
@@ -131,7 +111,7 @@ class token_data {
  private:
   std::string path_, format_;
   int seq_ = 1;
-  unsigned char* map_ = nullptr;
+  mapped_file file_;
   std::size_t map_bytes_ = 0;
   const unsigned char* base_ = nullptr;
   int width_ = 1;  ///< bytes per token

@@ -12,14 +12,17 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "tessera/core/bf16.hpp"
+#include "tessera/core/checked.hpp"
 #include "tessera/core/crc32.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/train/json_in.hpp"
 
 namespace tessera {
 
@@ -47,11 +50,8 @@ struct st_tensor {
   st_dtype dtype = st_dtype::f32;
   std::vector<std::int64_t> shape;
   std::uint64_t begin = 0, end = 0;  ///< absolute file offsets of the data
-  std::int64_t numel() const {
-    std::int64_t n = 1;
-    for (auto s : shape) n *= s;
-    return n;
-  }
+  /// Elements (validated by the reader: the product of the extents fits, and matches the data's bytes).
+  std::int64_t numel() const { return checked_numel(shape).value_or(-1); }
 };
 
 namespace st_detail {
@@ -95,47 +95,24 @@ class safetensors_reader {
                             file_size_, " bytes)"));
     std::string header(n, '\0');
     f.read(header.data(), static_cast<std::streamsize>(n));
+    if (!f) throw usage_error(cat("safetensors file ", path, ": reading the header (bytes 8..", 8 + n, ") failed"));
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(header);
     } catch (const std::exception& e) {
       throw usage_error(cat("safetensors file ", path, ": header (bytes 8..", 8 + n, ") is not valid JSON: ", e.what()));
     }
-    const std::uint64_t data0 = 8 + n;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        if (it->is_object())
-          for (auto m = it->begin(); m != it->end(); ++m)
-            if (m->is_string()) metadata_[m.key()] = m->get<std::string>();
-        continue;
+    const json_in top(j, cat("safetensors file ", path), "header");
+    if (!top.is_object()) top.fail(cat("is ", top.shown(), ", expected an object of tensors"));
+    top.members([&](const std::string& name, const json_in& entry) {
+      if (name == "__metadata__") {
+        entry.members([&](const std::string& key, const json_in& value) { metadata_[key] = value.text(); });
+        return;
       }
-      try {
-        st_tensor t;
-        const std::string dt = it->at("dtype").get<std::string>();
-        if (dt == "F32") t.dtype = st_dtype::f32;
-        else if (dt == "BF16") t.dtype = st_dtype::bf16;
-        else if (dt == "F16") t.dtype = st_dtype::f16;
-        else if (dt == "F64") t.dtype = st_dtype::f64;
-        else throw usage_error(cat("safetensors file ", path, ": tensor ", it.key(), " has dtype ", dt, " (F32, BF16, F16 or F64 expected)"));
-        t.shape = it->at("shape").get<std::vector<std::int64_t>>();
-        const auto off = it->at("data_offsets").get<std::vector<std::uint64_t>>();
-        if (off.size() != 2 || off[0] > off[1]) throw usage_error("bad data_offsets");
-        t.begin = data0 + off[0];
-        t.end = data0 + off[1];
-        if (t.end > file_size_)
-          throw usage_error(cat("safetensors file ", path, ": tensor ", it.key(), " data [", t.begin, ", ", t.end,
-                                ") runs past the end of the file (", file_size_, " bytes): truncated?"));
-        if (static_cast<std::uint64_t>(t.numel()) * st_size(t.dtype) != t.end - t.begin)
-          throw usage_error(cat("safetensors file ", path, ": tensor ", it.key(), " holds ", t.end - t.begin,
-                                " bytes but ", dt, " × shape needs ", t.numel() * st_size(t.dtype)));
-        tensors_[it.key()] = t;
-      } catch (const usage_error&) {
-        throw;
-      } catch (const std::exception& e) {
-        throw usage_error(cat("safetensors file ", path, ": tensor ", it.key(), ": malformed header entry (", e.what(), ")"));
-      }
-    }
+      tensors_[name] = parse_entry(name, entry, 8 + n);
+    });
   }
+
   const std::string& path() const { return path_; }
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   const st_tensor& at(const std::string& name) const {
@@ -167,6 +144,40 @@ class safetensors_reader {
   }
 
  private:
+  /// One tensor's header entry, validated against the file: dtype known, shape of non-negative extents
+  /// whose byte count does not overflow, data_offsets [begin, end] inside the data and end − begin equal
+  /// to that byte count.
+  st_tensor parse_entry(const std::string& name, const json_in& e, std::uint64_t data0) const {
+    const std::string where = cat("safetensors file ", path_, ": tensor ", name);
+    st_tensor t;
+    const std::string dt = e.at("dtype").text();
+    if (dt == "F32") t.dtype = st_dtype::f32;
+    else if (dt == "BF16") t.dtype = st_dtype::bf16;
+    else if (dt == "F16") t.dtype = st_dtype::f16;
+    else if (dt == "F64") t.dtype = st_dtype::f64;
+    else throw usage_error(cat(where, " has dtype ", dt, " (F32, BF16, F16 or F64 expected)"));
+    t.shape = e.at("shape").integers(json_in::any_length, 0, std::numeric_limits<std::int64_t>::max());
+    const auto numel = checked_numel(t.shape);
+    const auto bytes = numel ? checked_mul(*numel, st_size(t.dtype)) : std::nullopt;
+    if (!bytes)
+      throw usage_error(cat(where, " has shape ", e.at("shape").shown(), ": its size overflows 64 bits"));
+    const json_in offsets = e.at("data_offsets");
+    if (offsets.size() != 2) offsets.fail(cat("is ", offsets.shown(), ", expected [begin, end]"));
+    const std::uint64_t begin = offsets.at(std::size_t{0}).unsigned_integer();
+    const std::uint64_t end = offsets.at(std::size_t{1}).unsigned_integer();
+    const std::uint64_t data_bytes = file_size_ - data0;
+    if (begin > end) offsets.fail(cat("is ", offsets.shown(), ": begin after end"));
+    if (end > data_bytes)
+      throw usage_error(cat(where, " data_offsets ", offsets.shown(), " run past the end of the data (", data_bytes,
+                            " bytes after the header; the file has ", file_size_, "): truncated?"));
+    t.begin = data0 + begin;
+    t.end = data0 + end;
+    if (static_cast<std::uint64_t>(*bytes) != end - begin)
+      throw usage_error(cat(where, " holds ", end - begin, " bytes but ", dt, " x shape ", e.at("shape").shown(), " needs ",
+                            *bytes));
+    return t;
+  }
+
   std::string path_;
   std::uint64_t file_size_ = 0;
   std::map<std::string, st_tensor> tensors_;

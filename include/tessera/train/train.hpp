@@ -188,9 +188,9 @@ int run_training(const plan_desc& pd, const train_options& o) {
     k0 = ck.step;
     resumed_from = ck.path;
     // the data loader continues where the checkpoint left it: batch k0, in the saved order
-    if (ck.data.contains("shuffle")) {
-      const bool sh = ck.data.at("shuffle").get<bool>();
-      const auto seed = ck.data.at("shuffle_seed").get<std::uint64_t>();
+    if (ck.order) {
+      const bool sh = ck.order->shuffle;
+      const std::uint64_t seed = ck.order->seed;
       if (rank == 0 && (sh != o.shuffle || (sh && seed != o.seed)))
         std::fprintf(stderr, "tessera: --resume: the data order of the checkpoint (%s) is kept\n",
                      sh ? cat("shuffled with seed ", seed).c_str() : "in file order");
@@ -200,9 +200,8 @@ int run_training(const plan_desc& pd, const train_options& o) {
       else data.unshuffle();
     }
     if (rank == 0 && !o.quiet)
-      std::fprintf(stderr, "tessera: resumed from %s (step %d, saved by mesh %s, schedule %s, zero %d)\n",
-                   ck.path.c_str(), ck.step, ck.plan.at("mesh").dump().c_str(),
-                   ck.plan.at("schedule").at("kind").get<std::string>().c_str(), ck.plan.at("zero").get<int>());
+      std::fprintf(stderr, "tessera: resumed from %s (step %d, saved by %s)\n", ck.path.c_str(), ck.step,
+                   ck.saved_by.c_str());
   }
   tr.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
   auto do_export = [&] {
