@@ -61,6 +61,9 @@ struct layouts {
       {"pp4_zb_h1", run<pl<ts::mesh<ts::pp<4>>, ts::zb_h1<8>>>},
       {"pp4_zbv", run<pl<ts::mesh<ts::pp<4>>, ts::zbv<8>>>},
       {"pp4_dualpipe_v", run<pl<ts::mesh<ts::pp<4>>, ts::dualpipe_v<8>>>},
+      // odd P (as torch): 6 V-shaped model stages over 3 ranks, 8 layers split 2,1,1,1,1,2
+      {"pp3_zbv", run<pl<ts::mesh<ts::pp<3>>, ts::zbv<8>, ts::stage_layers<2, 1, 1, 1, 1, 2>>>},
+      {"pp3_dualpipe_v", run<pl<ts::mesh<ts::pp<3>>, ts::dualpipe_v<8>, ts::stage_layers<2, 1, 1, 1, 1, 2>>>},
       {"3d", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>>>},
       {"3d_sp", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::one_f_one_b<4>, ts::sequence_parallel>>},
       {"3d_interleaved_sp", run<pl<ts::mesh<ts::dp<2>, ts::pp<2>, ts::tp<2>>, ts::interleaved_1f1b<2, 2>, ts::sequence_parallel>>},

@@ -15,13 +15,11 @@
 //                only once b ≥ r (rank r delays its W's by r), the rest at the end.
 //   zbv          torch ScheduleZBVZeroBubble._calculate_single_rank_operations (M ≥ 2P, so no padding).
 //   dualpipe_v   torch ScheduleDualPipeV._calculate_single_rank_operations, with OVERLAP_F_B slots.
-//   chimera      Li & Hoefler: two 1F1B pipelines in opposite directions (down: stages 0…P−1 on ranks
-//                0…P−1; up: stage P+j on rank P−1−j), each with P/2 microbatches per basic unit. The unit
-//                is laid out on a unit-time grid by list scheduling: every (pipeline, stage) keeps its
-//                1F1B order (warmup min(P−1−j, P/2)); at each step a rank runs the ready op of its two
-//                stages, the lower microbatch first on a tie. For M > P, the M/P units are concatenated
-//                directly (the paper's "direct concatenation"): unit q is shifted by q·2P steps and each
-//                rank's actions are ordered by (time, unit).
+//   chimera      Li & Hoefler's own generator (AutoGeneratePipelineRank, github.com/Shigangli/Chimera):
+//                two pipelines in opposite directions (down: stages 0…P−1 on ranks 0…P−1; up: stage P+j
+//                on rank P−1−j), each with P/2 microbatches per unit, on a unit-time grid (gen_chimera);
+//                for M > P unit u starts 2P·u steps later, as the generator chains its units (without
+//                the stored generator's loss of microbatches for P = 2 or P ≥ 6 with M > 2P).
 #pragma once
 #include <stdexcept>
 
@@ -187,95 +185,40 @@ constexpr void gen_dualpipe_v(S& out) {
   }
 }
 
-// Chimera basic unit: position of F(m) / B(m) in the 1F1B order of a pipeline-local stage j with
-// u microbatches and warmup w = min(P−1−j, u).
-constexpr int chimera_warmup(int P, int u, int j) { return (P - 1 - j) < u ? (P - 1 - j) : u; }
-constexpr int chimera_pos_f(int P, int u, int j, int m) {
-  const int w = chimera_warmup(P, u, j);
-  return m < w ? m : 2 * m - w;
-}
-constexpr int chimera_pos_b(int P, int u, int j, int m) {
-  const int w = chimera_warmup(P, u, j);
-  return m < u - w ? w + 2 * m + 1 : u + m;
-}
-// The op at position p of that order: sets is_f and m.
-constexpr void chimera_op_at(int P, int u, int j, int p, bool& is_f, int& m) {
-  const int w = chimera_warmup(P, u, j);
-  if (p < w) { is_f = true; m = p; return; }
-  if (p < 2 * u - w) {
-    const int i = (p - w) / 2;
-    if ((p - w) % 2 == 0) { is_f = true; m = w + i; } else { is_f = false; m = i; }
-    return;
-  }
-  is_f = false;
-  m = p - u;
+// Chimera, as Li & Hoefler's generator (AutoGeneratePipelineRank) lays it out on a unit-time grid. A unit
+// of a pipeline holds P/2 microbatches, injected at its first stage every 2 steps; a microbatch moves one
+// stage per step, runs F at the last stage, B there on the next step, and B back down one stage per step.
+// Both pipelines start at step 0, and unit u of each starts 2P·u steps later (when unit u−1's first
+// microbatch finishes). So on rank d, microbatch j = u·P/2 + a of a pipeline runs at step 2P·u + 2a +
+//   down F (stage d): d          up F (stage 2P−1−d): P−1−d
+//   up B:             P + d      down B:               2P−1−d
+// and the rank runs its actions in step order. No two share a step: the down F and the up B of a rank
+// fall on steps of d's parity and would meet only if a ≥ P/2; likewise the up F and the down B.
+//
+// The microbatch a rank's pipeline runs at step t, given the pipeline's offset on that rank; −1 if none.
+constexpr int chimera_mb_at(int t, int offset, int P, int per_pipeline) {
+  if (t < offset || (t - offset) % 2 != 0) return -1;
+  const int k = (t - offset) / 2, unit = k / P, a = k % P;
+  if (a >= P / 2) return -1;
+  const int j = unit * (P / 2) + a;
+  return j < per_pipeline ? j : -1;
 }
 
 template <class S>
 constexpr void gen_chimera(S& out) {
-  using ivec = typename S::template vec<int>;
-  using avec = typename S::template vec<action>;
   const int P = out.shape.ranks, M = out.shape.microbatches;
-  const int u = P / 2;           // microbatches per pipeline per unit
-  const int per_rank = 2 * P;    // actions per rank per unit: (F + B) × u × 2 pipelines
-  const int units = M / P;
-  const int period = 2 * P;      // direct concatenation: unit q starts q·2P steps later
-
-  // ptr[d*P + j]: next position in the order of pipeline d's local stage j.
-  ivec ptr{}, snap{};
-  ptr.assign(2 * P, 0);
-  snap.assign(2 * P, 0);
-  avec unit{};  // rank-major, per_rank each
-  ivec time{};
-  ivec count{};
-  unit.assign(P * per_rank, action{});
-  time.assign(P * per_rank, 0);
-  count.assign(P, 0);
-  int done = 0;
-  for (int t = 0; done < P * per_rank; ++t) {
-    for (int i = 0; i < 2 * P; ++i) snap[i] = ptr[i];
-    for (int r = 0; r < P; ++r) {
-      int best_d = -1, best_j = -1, best_m = 0;
-      bool best_f = false;
-      for (int d = 0; d < 2; ++d) {
-        const int j = d == 0 ? r : P - 1 - r;
-        if (ptr[d * P + j] >= 2 * u) continue;
-        bool is_f = false;
-        int m = 0;
-        chimera_op_at(P, u, j, ptr[d * P + j], is_f, m);
-        const bool ready = is_f ? (j == 0 || chimera_pos_f(P, u, j - 1, m) < snap[d * P + j - 1])
-                                : (j == P - 1 || chimera_pos_b(P, u, j + 1, m) < snap[d * P + j + 1]);
-        if (!ready) continue;
-        if (best_d < 0 || m < best_m || (m == best_m && j > best_j)) {
-          best_d = d; best_j = j; best_m = m; best_f = is_f;
-        }
-      }
-      if (best_d < 0) continue;
-      ++ptr[best_d * P + best_j];
-      const int stage = best_d == 0 ? best_j : P + best_j;
-      const int idx = r * per_rank + count[r]++;
-      unit[idx] = make_action(best_f ? op::F : op::B, stage, best_m);
-      time[idx] = t;
-      ++done;
-    }
-    if (t > 64 * P + 64) throw std::logic_error("tessera chimera generator: unit does not progress");
-  }
-  // Concatenate the units: per rank, a k-way merge by (time + q·period, q).
-  ivec head{};
-  for (int r = 0; r < P; ++r) {
+  const int per_pipeline = M / 2, units = M / P;
+  const int steps = 2 * P * units + 2 * P;  // past the last unit's last backward
+  for (int d = 0; d < P; ++d) {
     out.start_rank();
-    head.assign(units, 0);
-    for (int n = 0; n < units * per_rank; ++n) {
-      int best_q = -1, best_t = 0;
-      for (int q = 0; q < units; ++q) {
-        if (head[q] >= per_rank) continue;
-        const int tq = time[r * per_rank + head[q]] + q * period;
-        if (best_q < 0 || tq < best_t) { best_q = q; best_t = tq; }
+    const int down = d, up = 2 * P - 1 - d;  // this rank's global stages
+    const struct { op o; int stage, offset; } kinds[4] = {
+        {op::F, down, d}, {op::F, up, P - 1 - d}, {op::B, up, P + d}, {op::B, down, 2 * P - 1 - d}};
+    for (int t = 0; t < steps; ++t)
+      for (const auto& k : kinds) {
+        const int j = chimera_mb_at(t, k.offset, P, per_pipeline);
+        if (j >= 0) out.push(make_action(k.o, k.stage, j));
       }
-      action a = unit[r * per_rank + head[best_q]++];
-      a.mb += best_q * u;
-      out.push(a);
-    }
   }
 }
 

@@ -14,9 +14,9 @@
 //   zb_h1                  bubble = (P−1)(F + B − W), B = input part   (tested for W ≤ F and W ≤ B, the
 //                                                                      zero-bubble paper's setting)
 //   chimera                bubble / makespan = (P−2)/(2M+P−2)          (F = B = full backward costs
-//                          equal, W = 0; exact for M = P and for P ≤ 4 at any M. For P ≥ 6 and M > P the
-//                          direct concatenation leaves intermediate bubbles — measured, e.g. P=6, M=12:
-//                          29 vs 28 — so the form is a lower bound there)
+//                          equal, W = 0; exact at every even P and M = kP: the authors' grid chains unit
+//                          u 2P·u steps after the first, so M microbatches span 2M + P − 2 steps, each
+//                          rank busy 2M of them)
 //   dualpipe_v             bubble = (P−1)(F&B + B − 3W), B = full backward: DeepSeek's (PP/2−1)(F&B+B−3W)
 //                          with PP = 2P stages. Exact in this timeline when F = I, W ≤ F and an F&B slot
 //                          costs F + B (no overlap gain); with other costs the measured bubble differs

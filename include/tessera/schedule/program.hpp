@@ -84,7 +84,7 @@ enum class schedule_error : unsigned char {
   microbatches_below_1,
   chunks_below_2,                 // interleaved: V ≥ 2
   microbatches_not_multiple_of_ranks,  // interleaved, chimera: M % P == 0
-  odd_ranks,                      // chimera, zbv, dualpipe_v: P even
+  odd_ranks,                      // chimera: P even
   microbatches_below_twice_ranks, // zbv, dualpipe_v: M ≥ 2P
 };
 
@@ -108,7 +108,6 @@ constexpr schedule_error validate(const schedule_shape& s) {
                                            : schedule_error::microbatches_not_multiple_of_ranks;
     case schedule_kind::zbv:
     case schedule_kind::dualpipe_v:
-      if (s.ranks % 2 != 0) return schedule_error::odd_ranks;
       return s.microbatches >= 2 * s.ranks ? schedule_error::none
                                            : schedule_error::microbatches_below_twice_ranks;
   }

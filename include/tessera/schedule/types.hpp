@@ -45,14 +45,10 @@ struct chimera_microbatches_multiple_of_ranks {
 };
 template <int Ranks>
 struct chimera_ranks_even { static constexpr bool value = Ranks <= 1 || Ranks % 2 == 0; };
-template <int Ranks>
-struct zbv_ranks_even { static constexpr bool value = Ranks <= 1 || Ranks % 2 == 0; };
 template <int Microbatches, int Ranks>
 struct zbv_microbatches_at_least_twice_ranks {
   static constexpr bool value = Ranks <= 1 || Microbatches >= 2 * Ranks;
 };
-template <int Ranks>
-struct dualpipe_v_ranks_even { static constexpr bool value = Ranks <= 1 || Ranks % 2 == 0; };
 template <int Microbatches, int Ranks>
 struct dualpipe_v_microbatches_at_least_twice_ranks {
   static constexpr bool value = Ranks <= 1 || Microbatches >= 2 * Ranks;
@@ -102,12 +98,12 @@ template <int M>
 struct zb_h1 : sched_detail::schedule_base<schedule_kind::zb_h1, M, 1> {
   template <int P> static constexpr schedule_table<zb_h1, P> table() { return {}; }
 };
-/// Zero-bubble V (torch ScheduleZBVZeroBubble). P even, M ≥ 2P.
+/// Zero-bubble V (torch ScheduleZBVZeroBubble). Any P (odd too, as torch), M ≥ 2P.
 template <int M>
 struct zbv : sched_detail::schedule_base<schedule_kind::zbv, M, 2> {
   template <int P> static constexpr schedule_table<zbv, P> table() { return {}; }
 };
-/// DualPipeV (torch ScheduleDualPipeV). P even, M ≥ 2P.
+/// DualPipeV (torch ScheduleDualPipeV). Any P (odd too, as torch), M ≥ 2P.
 template <int M>
 struct dualpipe_v : sched_detail::schedule_base<schedule_kind::dualpipe_v, M, 2> {
   template <int P> static constexpr schedule_table<dualpipe_v, P> table() { return {}; }
@@ -138,12 +134,8 @@ struct schedule_table {
                 "tessera chimera<M> at P pipeline ranks: needs an even P (P is named below)");
   static_assert(kind != schedule_kind::chimera || diag::chimera_microbatches_multiple_of_ranks<M, P>::value,
                 "tessera chimera<M> at P pipeline ranks: needs M % P == 0 (M and P are named below)");
-  static_assert(kind != schedule_kind::zbv || diag::zbv_ranks_even<P>::value,
-                "tessera zbv<M> at P pipeline ranks: needs an even P (P is named below)");
   static_assert(kind != schedule_kind::zbv || diag::zbv_microbatches_at_least_twice_ranks<M, P>::value,
                 "tessera zbv<M> at P pipeline ranks: needs M >= 2*P microbatches (M and P are named below)");
-  static_assert(kind != schedule_kind::dualpipe_v || diag::dualpipe_v_ranks_even<P>::value,
-                "tessera dualpipe_v<M> at P pipeline ranks: needs an even P (P is named below)");
   static_assert(kind != schedule_kind::dualpipe_v || diag::dualpipe_v_microbatches_at_least_twice_ranks<M, P>::value,
                 "tessera dualpipe_v<M> at P pipeline ranks: needs M >= 2*P microbatches (M and P are named below)");
 
