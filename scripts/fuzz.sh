@@ -39,9 +39,13 @@ rm -rf "$seeds" && mkdir -p "$seeds"/{safetensors,manifest,tokens,hf}
 seed_exe="$TESSERA_BUILD/tests/fuzz/fuzz_seeds"
 corpus="$TESSERA_ROOT/data/corpus.txt"
 common=(--data "$corpus" --batch 2 --steps 2 --threads 1 --quiet)
-mpiexec -np 2 --oversubscribe "$seed_exe" gpt_tp2 "${common[@]}" --save "$seeds/ck" --save-every 2 >/dev/null
-"$seed_exe" gpt "${common[@]}" --export "$seeds/hf/gpt.safetensors" >/dev/null
-"$seed_exe" llama "${common[@]}" --export "$seeds/hf/llama.safetensors" --export-dtype bf16 >/dev/null
+seed_log="$fuzz_build/seeds.log"
+mkdir -p "$fuzz_build" && : >"$seed_log"
+{
+  mpiexec -np 2 --oversubscribe "$seed_exe" gpt_tp2 "${common[@]}" --save "$seeds/ck" --save-every 2
+  "$seed_exe" gpt "${common[@]}" --export "$seeds/hf/gpt.safetensors"
+  "$seed_exe" llama "${common[@]}" --export "$seeds/hf/llama.safetensors" --export-dtype bf16
+} >>"$seed_log" 2>&1 || { echo "fuzz.sh: the seed program failed:"; tail -20 "$seed_log"; exit 1; }
 checkpoint="$seeds/ck/step_00000002"
 cp "$checkpoint/manifest.json" "$seeds/manifest/"
 cp "$checkpoint"/shard_*.safetensors "$seeds/hf"/*.safetensors "$seeds/safetensors/"
