@@ -36,6 +36,31 @@ struct box {
   std::int64_t l_row = 0, l_col = 0;  ///< top-left in the slot
 };
 
+/// Global rows [row_begin, row_end) × columns [col_begin, col_end) of a tensor.
+struct global_range {
+  std::int64_t row_begin = 0, row_end = 0, col_begin = 0, col_end = 0;
+};
+
+/// Visits the elements of box `b` (of a slot whose rows are `slot_cols` wide) that lie inside `within`,
+/// row by row: f(global row, global column, index of the element in the slot). The one iteration over a
+/// slot's pieces of the global tensors (initialisation, checkpoints, Hugging Face import and export).
+template <class F>
+void for_each_element(const box& b, std::int64_t slot_cols, const global_range& within, F&& f) {
+  const std::int64_t r0 = b.g_row > within.row_begin ? b.g_row : within.row_begin;
+  const std::int64_t r1 = b.g_row + b.rows < within.row_end ? b.g_row + b.rows : within.row_end;
+  const std::int64_t c0 = b.g_col > within.col_begin ? b.g_col : within.col_begin;
+  const std::int64_t c1 = b.g_col + b.cols < within.col_end ? b.g_col + b.cols : within.col_end;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t row_at = (b.l_row + r - b.g_row) * slot_cols + b.l_col - b.g_col;
+    for (std::int64_t c = c0; c < c1; ++c) f(r, c, static_cast<std::size_t>(row_at + c));
+  }
+}
+/// Every element of box `b`.
+template <class F>
+void for_each_element(const box& b, std::int64_t slot_cols, F&& f) {
+  for_each_element(b, slot_cols, global_range{b.g_row, b.g_row + b.rows, b.g_col, b.g_col + b.cols}, f);
+}
+
 /// How a slot's elements relate to other tensor-parallel ranks.
 enum class tp_role : std::uint8_t { sharded, replicated };
 

@@ -90,14 +90,11 @@ struct param_store {
       for (const box& b : s.layout.boxes) {
         const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
         const std::uint64_t h = init_detail::name_hash(g.name);
-        for (std::int64_t r = 0; r < b.rows; ++r)
-          for (std::int64_t c = 0; c < b.cols; ++c)
-          {
-            const std::size_t k = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
-            const double x = init_value(g, seed, h, b.g_row + r, b.g_col + c);
-            s.value[k] = ops::store<T>(x);
-            if (!s.master.empty()) s.master[k] = static_cast<ops::grad_t<T>>(x);
-          }
+        for_each_element(b, s.layout.cols, [&](std::int64_t r, std::int64_t c, std::size_t k) {
+          const double x = init_value(g, seed, h, r, c);
+          s.value[k] = ops::store<T>(x);
+          if (!s.master.empty()) s.master[k] = static_cast<ops::grad_t<T>>(x);
+        });
       }
   }
   void zero_grads() {

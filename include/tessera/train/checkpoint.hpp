@@ -210,14 +210,13 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
           e.shape = {rows, b.cols};
           e.bytes.resize(static_cast<std::size_t>(rows * b.cols) * 4);
           float* out = reinterpret_cast<float*>(e.bytes.data());
-          for (std::int64_t r = 0; r < rows; ++r)
-            for (std::int64_t c = 0; c < b.cols; ++c) {
-              const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
-              float x;
-              if (k == 0) x = sv.master ? static_cast<float>(sv.master[at]) : static_cast<float>(s.value[at]);
-              else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
-              out[r * b.cols + c] = x;
-            }
+          const global_range stored{b.g_row, b.g_row + rows, b.g_col, b.g_col + b.cols};
+          for_each_element(b, s.layout.cols, stored, [&](std::int64_t r, std::int64_t c, std::size_t at) {
+            float x;
+            if (k == 0) x = sv.master ? static_cast<float>(sv.master[at]) : static_cast<float>(s.value[at]);
+            else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
+            out[(r - b.g_row) * b.cols + c - b.g_col] = x;
+          });
           slices.push_back({{"tensor", g.name}, {"kind", checkpoint_kinds[k]}, {"file", file}, {"key", e.name},
                             {"start", {b.g_row, b.g_col}}, {"shape", {rows, b.cols}}});
           entries.push_back(std::move(e));
@@ -422,17 +421,17 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
           const std::int64_t lo_c = std::max(c0, sl.col), hi_c = std::min(c1, sl.col + sl.cols);
           if (lo_r >= hi_r || lo_c >= hi_c) continue;
           const std::vector<double>& src = read(sl);
-          for (std::int64_t r = lo_r; r < hi_r; ++r)
-            for (std::int64_t c = lo_c; c < hi_c; ++c) {
-              unsigned char& seen = covered[static_cast<std::size_t>((r - r0) * box_cols + c - c0)];
-              if (seen)
-                throw usage_error(cat("checkpoint ", mpath, ": two ", checkpoint_kinds[static_cast<std::size_t>(k)],
-                                      " slices of ", g.name, " hold element [", r, ", ", c, "]"));
-              seen = 1;
-              const double x = src[static_cast<std::size_t>((r - sl.row) * sl.cols + (c - sl.col))];
-              const auto at = static_cast<std::size_t>((b.l_row + r - b.g_row) * s.layout.cols + b.l_col + c - b.g_col);
-              (k == 0 ? param : k == 1 ? s.m : s.v)[at] = static_cast<G>(x);
-            }
+          auto& dst = k == 0 ? param : k == 1 ? s.m : s.v;
+          for_each_element(b, s.layout.cols, global_range{lo_r, hi_r, lo_c, hi_c},
+                           [&](std::int64_t r, std::int64_t c, std::size_t at) {
+                             unsigned char& seen = covered[static_cast<std::size_t>((r - r0) * box_cols + c - c0)];
+                             if (seen)
+                               throw usage_error(cat("checkpoint ", mpath, ": two ",
+                                                     checkpoint_kinds[static_cast<std::size_t>(k)], " slices of ",
+                                                     g.name, " hold element [", r, ", ", c, "]"));
+                             seen = 1;
+                             dst[at] = static_cast<G>(src[static_cast<std::size_t>((r - sl.row) * sl.cols + (c - sl.col))]);
+                           });
           filled += (hi_r - lo_r) * (hi_c - lo_c);
         }
         if (filled != (r1 - r0) * box_cols)

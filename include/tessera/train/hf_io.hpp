@@ -65,14 +65,12 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
       auto it = cache.find(from.tensor->name);
       if (it == cache.end()) it = cache.emplace(from.tensor->name, rd.read(from.tensor->name)).first;
       const std::vector<double>& hv = it->second;
-      for (std::int64_t r = 0; r < b.rows; ++r)
-        for (std::int64_t c = 0; c < b.cols; ++c) {
-          const std::int64_t k = hf_index(*from.tensor, *from.piece, b.g_row + r, b.g_col + c);
-          const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
-          const double x = k < 0 ? 0.0 : hv[static_cast<std::size_t>(k)];
-          staged[si][at] = ops::store<T>(x);
-          if (!staged_master[si].empty()) staged_master[si][at] = static_cast<G>(x);
-        }
+      for_each_element(b, s.layout.cols, [&](std::int64_t r, std::int64_t c, std::size_t at) {
+        const std::int64_t k = hf_index(*from.tensor, *from.piece, r, c);
+        const double x = k < 0 ? 0.0 : hv[static_cast<std::size_t>(k)];
+        staged[si][at] = ops::store<T>(x);
+        if (!staged_master[si].empty()) staged_master[si][at] = static_cast<G>(x);
+      });
     }
   }
   for (std::size_t si = 0; si < ps.slots.size(); ++si) {
@@ -106,14 +104,12 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
         const auto& s = ps.slots[si];
         for (const box& b : s.layout.boxes) {
           if (b.tensor != id) continue;
-          for (std::int64_t r = 0; r < b.rows; ++r)
-            for (std::int64_t c = 0; c < b.cols; ++c) {
-              const std::int64_t k = hf_index(h, p, b.g_row + r, b.g_col + c);
-              const std::size_t at = static_cast<std::size_t>((b.l_row + r) * s.layout.cols + b.l_col + c);
-              const ops::grad_t<T>* master = !masters.empty() ? masters[si] : s.master.empty() ? nullptr : s.master.data();
-              if (k >= 0)  // the fp32 master copy where there is one (bf16 training), else the value
-                buf[static_cast<std::size_t>(k)] = master ? static_cast<float>(master[at]) : static_cast<float>(s.value[at]);
-            }
+          const ops::grad_t<T>* master = !masters.empty() ? masters[si] : s.master.empty() ? nullptr : s.master.data();
+          for_each_element(b, s.layout.cols, [&](std::int64_t r, std::int64_t c, std::size_t at) {
+            const std::int64_t k = hf_index(h, p, r, c);
+            if (k >= 0)  // the fp32 master copy where there is one (bf16 training), else the value
+              buf[static_cast<std::size_t>(k)] = master ? static_cast<float>(master[at]) : static_cast<float>(s.value[at]);
+          });
         }
       }
     }
