@@ -3,7 +3,8 @@
 # token-file reader and the HF name mapping (tests/fuzz/), built with clang's libFuzzer, AddressSanitizer
 # and UBSan in build-fuzz/.
 #
-#   scripts/fuzz.sh                  every committed regression input once, then each harness 60 s (CI)
+#   scripts/fuzz.sh                  every committed regression input once, then each harness 60 s
+#                                    (scripts/test.sh, i.e. CI, runs --seconds 30)
 #   scripts/fuzz.sh --seconds S      each harness S seconds
 #   scripts/fuzz.sh --minutes N      each harness N minutes (a long run)
 #   scripts/fuzz.sh --only NAME      one harness (safetensors, manifest, tokens, hf)

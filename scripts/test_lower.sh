@@ -15,7 +15,7 @@ t0=$(date +%s)
 tessera_configure_at() { cmake -S "$TESSERA_ROOT" -B "$1" -DCMAKE_BUILD_TYPE=Release "${@:2}" >/dev/null; }
 tessera_configure_at "$build" -DTESSERA_ARCH="$level" -DTESSERA_ENABLE_CUDA=OFF -DTESSERA_BUILD_EXAMPLES=OFF \
   -DTESSERA_BUILD_BENCH=OFF -DTESSERA_REFERENCE_BUILD="$TESSERA_BUILD"
-cmake --build "$build" -j "$TESSERA_JOBS" --target cpu_report test_simd test_vector_math test_gradcheck test_gemm \
+cmake --build "$build" -j "$TESSERA_JOBS" --target cpu_report test_simd test_vector_math test_cpuid test_gradcheck test_gemm \
   test_oracle test_vocab_parallel parity_gpt parity_llama
 t1=$(date +%s)
 cd "$build"

@@ -4,11 +4,7 @@
 #pragma once
 #include <tessera/tessera.hpp>
 
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <string>
-#include <unistd.h>
+#include "fuzz_scratch.hpp"
 
 namespace fuzz {
 namespace ts = tessera;
@@ -32,16 +28,4 @@ inline ts::param_store<float> whole_store(const ts::model_tensors& mt) {
   return ps;
 }
 
-/// A file under /dev/shm holding `size` bytes of `data` (the readers take paths); one per process.
-inline std::string scratch_file(const char* name, const std::uint8_t* data, std::size_t size) {
-  static const std::string dir = [] {
-    const std::string d = "/dev/shm/tessera_fuzz_" + std::to_string(::getpid());
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  const std::string path = dir + "/" + name;
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data),
-                                                                 static_cast<std::streamsize>(size));
-  return path;
-}
 }  // namespace fuzz

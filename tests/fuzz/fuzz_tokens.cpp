@@ -1,7 +1,8 @@
 // tests/fuzz/fuzz_tokens.cpp — any bytes as a token file (llm.c shard or raw bytes): token_data either
 // accepts it, and then every batch holds tokens inside the vocabulary and targets are inputs shifted by
 // one, or refuses it with a usage_error. Seeds: the corpus and an llm.c shard.
-#include "fuzz_models.hpp"
+#include "fuzz_scratch.hpp"
+#include "tessera/train/data.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string path = fuzz::scratch_file("input.bin", data, size);
