@@ -333,13 +333,8 @@ inline std::pair<std::string, std::string> find_checkpoint(const std::string& di
         }
         std::ifstream f(d + "/manifest.json", std::ios::binary);
         text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-        nlohmann::json doc;
-        try {
-          doc = nlohmann::json::parse(text);
-        } catch (const std::exception& e) {
-          throw usage_error(cat("checkpoint ", d, "/manifest.json is damaged: not valid JSON (", e.what(), ")"));
-        }
-        const checkpoint_manifest man = parse_manifest(doc, cat("checkpoint ", d, "/manifest.json"));
+        const std::string name = cat("checkpoint ", d, "/manifest.json");
+        const checkpoint_manifest man = parse_manifest(parse_json(text, name), name);
         for (const auto& [name, want] : man.files) ckpt_detail::verify_file(d + "/" + name, want, d);
         path = d;
         break;
@@ -455,8 +450,8 @@ checkpoint_info load_checkpoint(const std::string& dir, Trainer& tr, const nlohm
   checkpoint_info info;
   info.path = path;
   try {
-    const checkpoint_manifest man =
-        parse_manifest(parse_json(found.second, cat("checkpoint ", path, "/manifest.json")), cat("checkpoint ", path, "/manifest.json"));
+    const std::string name = cat("checkpoint ", path, "/manifest.json");
+    const checkpoint_manifest man = parse_manifest(parse_json(found.second, name), name);
     info.step = man.step;
     info.adam_step = man.adam_step;
     info.order = man.order;

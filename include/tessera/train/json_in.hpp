@@ -135,12 +135,12 @@ class json_in {
   std::string path_;
 };
 
-/// Parses `text` as JSON, or throws usage_error "NAME is not valid JSON (where)".
+/// Parses `text` as JSON, or throws usage_error "NAME is damaged: not valid JSON (where)".
 inline nlohmann::json parse_json(const std::string& text, std::string_view name) {
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw usage_error(cat(name, " is not valid JSON (", e.what(), ")"));
+    throw usage_error(cat(name, " is damaged: not valid JSON (", e.what(), ")"));
   }
 }
 
