@@ -14,7 +14,7 @@
 
 namespace tessera {
 
-template <communicator C>
+template <collective_communicator C>
 class mesh_comms {
  public:
   using comm_type = C;

@@ -6,9 +6,11 @@
 #pragma once
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -76,37 +78,103 @@ inline MPI_Op mpi_op(reduce_op op) {
       MPI_Op_create(&bf16_max, 1, &m);
       return std::pair{s, m};
     }();
+    check(op != reduce_op::min, "tessera: mpi_comm: no min reduction of bf16");
     return op == reduce_op::sum ? ops.first : ops.second;
   } else {
-    return op == reduce_op::sum ? MPI_SUM : MPI_MAX;
+    return op == reduce_op::sum ? MPI_SUM : op == reduce_op::max ? MPI_MAX : MPI_MIN;
   }
 }
 
-/// MPI counts are int: split larger messages (collectives that need one call check instead).
+/// MPI counts are int: collectives that take one count check it.
 inline int mpi_count(std::size_t n, const char* what) {
   check(n <= static_cast<std::size_t>(INT32_MAX), "tessera: ", what, " of ", n,
         " elements exceeds MPI's int count limit");
   return static_cast<int>(n);
 }
+/// Element-wise operations split larger messages into pieces of this many elements.
+inline constexpr std::size_t mpi_piece = std::size_t{1} << 30;
 }  // namespace detail
+
+/// A non-blocking MPI operation (possibly several MPI requests, for messages split into pieces).
+/// wait() completes it and checks the result; the destructor waits too (never leaves MPI writing into
+/// freed memory). An in-place reduce-scatter moves this rank's block into place on completion.
+class mpi_request {
+ public:
+  mpi_request() = default;
+  mpi_request(const mpi_request&) = delete;
+  mpi_request& operator=(const mpi_request&) = delete;
+  mpi_request(mpi_request&& o) noexcept { swap(o); }
+  mpi_request& operator=(mpi_request&& o) noexcept {
+    if (this != &o) {
+      finish_quietly();
+      swap(o);
+    }
+    return *this;
+  }
+  ~mpi_request() { finish_quietly(); }
+
+  /// Completes the operation. @post !pending()
+  void wait() {
+    if (!reqs_.empty()) {
+      const int rc = MPI_Waitall(static_cast<int>(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
+      reqs_.clear();
+      detail::mpi_check(rc, what_);
+    }
+    if (move_bytes_ > 0) std::memmove(move_to_, move_from_, move_bytes_);
+    move_bytes_ = 0;
+  }
+  bool pending() const { return !reqs_.empty() || move_bytes_ > 0; }
+
+  // ---- for mpi_comm ----
+  MPI_Request* add(const char* what) {
+    what_ = what;
+    reqs_.push_back(MPI_REQUEST_NULL);
+    return &reqs_.back();
+  }
+  void move_on_completion(void* to, const void* from, std::size_t bytes) {
+    move_to_ = to;
+    move_from_ = from;
+    move_bytes_ = to == from ? 0 : bytes;
+  }
+
+ private:
+  void finish_quietly() noexcept {
+    if (!reqs_.empty()) MPI_Waitall(static_cast<int>(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
+    reqs_.clear();
+    move_bytes_ = 0;
+  }
+  void swap(mpi_request& o) noexcept {
+    std::swap(reqs_, o.reqs_);
+    std::swap(what_, o.what_);
+    std::swap(move_to_, o.move_to_);
+    std::swap(move_from_, o.move_from_);
+    std::swap(move_bytes_, o.move_bytes_);
+  }
+  std::vector<MPI_Request> reqs_;
+  const char* what_ = "";
+  void* move_to_ = nullptr;
+  const void* move_from_ = nullptr;
+  std::size_t move_bytes_ = 0;
+};
 
 class mpi_comm {
  public:
   using system = host_system;
+  using request = mpi_request;
 
   mpi_comm() = default;
   /// Wraps `c`; takes ownership (MPI_Comm_free on destruction) unless it is a predefined communicator.
   explicit mpi_comm(MPI_Comm c) : comm_(c) {
     if (c != MPI_COMM_NULL) {
-      MPI_Comm_rank(c, &rank_);
-      MPI_Comm_size(c, &size_);
+      detail::mpi_check(MPI_Comm_rank(c, &rank_), "MPI_Comm_rank");
+      detail::mpi_check(MPI_Comm_size(c, &size_), "MPI_Comm_size");
     }
   }
   static mpi_comm world() { return mpi_comm(MPI_COMM_WORLD); }
-  /// MPI_Comm_split of `parent` (MPI_UNDEFINED color gives an empty communicator).
+  /// MPI_Comm_split of `parent` (no_color gives an empty communicator).
   static mpi_comm split(MPI_Comm parent, int color, int key) {
     MPI_Comm c = MPI_COMM_NULL;
-    detail::mpi_check(MPI_Comm_split(parent, color, key, &c), "MPI_Comm_split");
+    detail::mpi_check(MPI_Comm_split(parent, color == no_color ? MPI_UNDEFINED : color, key, &c), "MPI_Comm_split");
     return mpi_comm(c);
   }
 
@@ -127,11 +195,17 @@ class mpi_comm {
   MPI_Comm native() const { return comm_; }
   bool valid() const { return comm_ != MPI_COMM_NULL; }
 
+  // ---- collectives on equal blocks -----------------------------------------------------------------
   template <class T>
   void all_reduce(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
-    detail::mpi_check(MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv, detail::mpi_count(n, "all_reduce"),
-                                    detail::mpi_type<T>(), detail::mpi_op<T>(op), comm_),
-                      "MPI_Allreduce");
+    std::size_t off = 0;
+    do {  // one call for n == 0 too (every rank takes part)
+      const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
+      detail::mpi_check(MPI_Allreduce(send == recv ? MPI_IN_PLACE : send + off, recv + off, cnt, detail::mpi_type<T>(),
+                                      detail::mpi_op<T>(op), comm_),
+                        "MPI_Allreduce");
+      off += detail::mpi_piece;
+    } while (off < n);
   }
   /// `send` holds size()·n elements; this rank receives the reduction of block rank().
   template <class T>
@@ -158,6 +232,94 @@ class mpi_comm {
                                    static_cast<int>(n), detail::mpi_type<T>(), comm_),
                       "MPI_Alltoall");
   }
+  /// recv (on root) = op over ranks of send (send == recv: in place).
+  template <class T>
+  void reduce(const T* send, T* recv, std::size_t n, reduce_op op, int root) {
+    for (std::size_t off = 0; off < n; off += detail::mpi_piece) {
+      const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
+      const bool in_place = send == recv && rank_ == root;
+      detail::mpi_check(MPI_Reduce(in_place ? MPI_IN_PLACE : send + off, recv + off, cnt, detail::mpi_type<T>(),
+                                   detail::mpi_op<T>(op), root, comm_),
+                        "MPI_Reduce");
+    }
+  }
+  /// Equal blocks of n to root (recv significant on root only).
+  template <class T>
+  void gather(const T* send, T* recv, std::size_t n, int root) {
+    const int cnt = detail::mpi_count(n, "gather");
+    detail::mpi_check(MPI_Gather(send, cnt, detail::mpi_type<T>(), recv, cnt, detail::mpi_type<T>(), root, comm_),
+                      "MPI_Gather");
+  }
+
+  // ---- collectives over a block_partition (ZeRO's shards) --------------------------------------------
+  template <class T>
+  void reduce_scatter_v(const T* send, T* recv, const block_partition& p, reduce_op op = reduce_op::sum) {
+    const T* at = recv - p.displ(rank_);
+    detail::mpi_check(MPI_Reduce_scatter(at == send ? MPI_IN_PLACE : send, at == send ? const_cast<T*>(send) : recv,
+                                         p.counts.data(), detail::mpi_type<T>(), detail::mpi_op<T>(op), comm_),
+                      "MPI_Reduce_scatter");
+    if (at == send) std::memmove(recv, send, static_cast<std::size_t>(p.count(rank_)) * sizeof(T));
+  }
+  /// Non-blocking reduce_scatter_v; in place (recv == send + displs[rank]) the block is moved into place
+  /// when the request completes.
+  template <class T>
+  mpi_request ireduce_scatter_v(const T* send, T* recv, const block_partition& p, reduce_op op = reduce_op::sum) {
+    mpi_request r;
+    const bool in_place = recv - p.displ(rank_) == send;
+    T* out = in_place ? const_cast<T*>(send) : recv;
+    detail::mpi_check(MPI_Ireduce_scatter(in_place ? MPI_IN_PLACE : send, out, p.counts.data(), detail::mpi_type<T>(),
+                                          detail::mpi_op<T>(op), comm_, r.add("MPI_Ireduce_scatter")),
+                      "MPI_Ireduce_scatter");
+    if (in_place) r.move_on_completion(recv, out, static_cast<std::size_t>(p.count(rank_)) * sizeof(T));
+    return r;
+  }
+  template <class T>
+  void all_gather_v(const T* send, T* recv, const block_partition& p) {
+    const bool in_place = send == recv + p.displ(rank_);
+    detail::mpi_check(MPI_Allgatherv(in_place ? MPI_IN_PLACE : send, p.count(rank_), detail::mpi_type<T>(), recv,
+                                     p.counts.data(), p.displs.data(), detail::mpi_type<T>(), comm_),
+                      "MPI_Allgatherv");
+  }
+  template <class T>
+  mpi_request iall_gather_v(const T* send, T* recv, const block_partition& p) {
+    mpi_request r;
+    const bool in_place = send == recv + p.displ(rank_);
+    detail::mpi_check(MPI_Iallgatherv(in_place ? MPI_IN_PLACE : send, in_place ? 0 : p.count(rank_),
+                                      in_place ? MPI_DATATYPE_NULL : detail::mpi_type<T>(), recv, p.counts.data(),
+                                      p.displs.data(), detail::mpi_type<T>(), comm_, r.add("MPI_Iallgatherv")),
+                      "MPI_Iallgatherv");
+    return r;
+  }
+  /// Block r of recv (significant on root only) from rank r.
+  template <class T>
+  void gather_v(const T* send, T* recv, const block_partition& p, int root) {
+    detail::mpi_check(MPI_Gatherv(send, p.count(rank_), detail::mpi_type<T>(), rank_ == root ? recv : nullptr,
+                                  p.counts.data(), p.displs.data(), detail::mpi_type<T>(), root, comm_),
+                      "MPI_Gatherv");
+  }
+  template <class T>
+  mpi_request iall_reduce(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
+    mpi_request r;
+    for (std::size_t off = 0; off < n; off += detail::mpi_piece) {
+      const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
+      detail::mpi_check(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send + off, recv + off, cnt, detail::mpi_type<T>(),
+                                       detail::mpi_op<T>(op), comm_, r.add("MPI_Iallreduce")),
+                        "MPI_Iallreduce");
+    }
+    return r;
+  }
+
+  // ---- point-to-point --------------------------------------------------------------------------------
+  template <class T>
+  void send(const T* buf, std::size_t n, int peer, int tag) {
+    detail::mpi_check(MPI_Send(buf, detail::mpi_count(n, "send"), detail::mpi_type<T>(), peer, tag, comm_), "MPI_Send");
+  }
+  template <class T>
+  void recv(T* buf, std::size_t n, int peer, int tag) {
+    detail::mpi_check(
+        MPI_Recv(buf, detail::mpi_count(n, "recv"), detail::mpi_type<T>(), peer, tag, comm_, MPI_STATUS_IGNORE),
+        "MPI_Recv");
+  }
   /// Posts every receive and send (MPI_Irecv/MPI_Isend) and waits for all of them.
   /// Messages between the same pair of ranks match in the order they are listed.
   void exchange(std::span<const p2p_op> ops) {
@@ -181,6 +343,12 @@ class mpi_comm {
 
   /// A new communicator of the ranks with the same color, ordered by key (collective over this one).
   mpi_comm split(int color, int key) const { return split(comm_, color, key); }
+  /// The ranks of this communicator that share this rank's node (shared memory), in rank order.
+  mpi_comm split_by_node() const {
+    MPI_Comm c = MPI_COMM_NULL;
+    detail::mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &c), "MPI_Comm_split_type");
+    return mpi_comm(c);
+  }
 
  private:
   static constexpr int p2p_tag = 7341;

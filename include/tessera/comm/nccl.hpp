@@ -3,7 +3,9 @@
 // Bootstrapped over MPI: rank 0 of the MPI communicator creates the ncclUniqueId, MPI_Bcast sends it,
 // every rank calls ncclCommInitRank. Group communicators come from ncclCommSplit. Operations are
 // enqueued on the communicator's stream and the call returns after the stream synchronises, so the
-// semantics match mpi_comm (the trainer uses the async variants through stream()).
+// semantics match mpi_comm's blocking collectives. It models `collective_communicator`; the trainer's
+// `communicator` (requests on a communication stream ordered by events, partitioned collectives padded
+// to equal blocks, tagged point-to-point) is the CUDA trainer's work — docs/design.md lists it.
 #pragma once
 #if !defined(__CUDACC__)
 #error "tessera/comm/nccl.hpp needs a CUDA compiler (nvcc); the host communicator is tessera/comm/mpi.hpp"
@@ -49,7 +51,9 @@ inline ncclDataType_t nccl_type(dtype d) {
   }
   return ncclUint8;
 }
-inline ncclRedOp_t nccl_op(reduce_op op) { return op == reduce_op::sum ? ncclSum : ncclMax; }
+inline ncclRedOp_t nccl_op(reduce_op op) {
+  return op == reduce_op::sum ? ncclSum : op == reduce_op::max ? ncclMax : ncclMin;
+}
 }  // namespace detail
 
 class nccl_comm {
@@ -177,6 +181,6 @@ class nccl_comm {
   int* barrier_buf_ = nullptr;
 };
 
-static_assert(communicator<nccl_comm>);
+static_assert(collective_communicator<nccl_comm>);
 
 }  // namespace tessera

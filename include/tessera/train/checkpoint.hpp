@@ -23,9 +23,9 @@
 // and CRC-32 the manifest records, and fails with the file's name otherwise — a damaged checkpoint is
 // never loaded, and never silently replaced by an older one. Every rank then fills its own slots
 // through their boxes from whichever slices intersect them (any dp/tp/pp, schedule, ZeRO stage).
+//
+// Collective operations go through the communicator concept (any `communicator` C; mpi_comm in a job).
 #pragma once
-#include <mpi.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/comm/consensus.hpp"
 #include "tessera/core/crc32.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/model/params.hpp"
@@ -93,25 +94,10 @@ struct checkpoint_info {
 
 namespace ckpt_detail {
 /// Every rank throws the error of the lowest rank that has one (so all fail together, with one reason).
-inline void agree(const std::string& err, MPI_Comm world) {
-  int rank = 0, size = 1;
-  MPI_Comm_rank(world, &rank);
-  MPI_Comm_size(world, &size);
-  int first = err.empty() ? size : rank;
-  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, world);
-  if (first == size) return;
-  int len = rank == first ? static_cast<int>(err.size()) : 0;
-  MPI_Bcast(&len, 1, MPI_INT, first, world);
-  std::string msg = rank == first ? err : std::string(static_cast<std::size_t>(len), '\0');
-  MPI_Bcast(msg.data(), len, MPI_CHAR, first, world);
-  throw usage_error(msg);
-}
-inline std::string bcast_string(std::string s, MPI_Comm world) {
-  int len = static_cast<int>(s.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, world);
-  s.resize(static_cast<std::size_t>(len));
-  MPI_Bcast(s.data(), len, MPI_CHAR, 0, world);
-  return s;
+template <communicator C>
+void agree(const std::string& err, C& world) {
+  const std::string first = first_error(world, err);
+  if (!first.empty()) throw usage_error(first);
 }
 /// Rows of global tensor g that are stored (vocabulary padding is not).
 inline std::int64_t stored_rows(const global_tensor& g) { return g.valid_rows >= 0 ? g.valid_rows : g.rows; }
@@ -158,14 +144,12 @@ inline void verify_file(const std::string& fp, const manifest_file& want, const 
 
 /// Writes DIR/step_<step>/ (collective over `world`). `extra` goes into the manifest as is (data-loader
 /// and RNG state). Throws usage_error on every rank if any rank fails; an older checkpoint is never touched.
-template <class Trainer>
+template <class Trainer, communicator C>
 std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const nlohmann::json& plan,
-                            const nlohmann::json& extra, MPI_Comm world) {
+                            const nlohmann::json& extra, C& world) {
   namespace fs = std::filesystem;
   using ckpt_detail::agree;
-  int rank = 0, size = 1;
-  MPI_Comm_rank(world, &rank);
-  MPI_Comm_size(world, &size);
+  const int rank = world.rank(), size = world.size();
   const std::string final_dir = dir + "/" + step_dir_name(step);
   const std::string tmp = dir + "/." + step_dir_name(step) + ".tmp";
   std::string err;
@@ -234,20 +218,7 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
   agree(err, world);
 
   // every writer's record to rank 0
-  const std::string mine = writer ? record.dump() : std::string();
-  int len = static_cast<int>(mine.size());
-  std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, world);
-  std::string all;
-  if (rank == 0) {
-    int off = 0;
-    for (int r = 0; r < size; ++r) {
-      displs[static_cast<std::size_t>(r)] = off;
-      off += lens[static_cast<std::size_t>(r)];
-    }
-    all.resize(static_cast<std::size_t>(off));
-  }
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, world);
+  const std::vector<std::string> records = gather_strings(world, writer ? record.dump() : std::string(), 0);
 
   if (rank == 0) {
     try {
@@ -264,11 +235,9 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
         tensors[g.name] = {{"shape", {ckpt_detail::stored_rows(g), g.cols}}, {"dtype", "F32"},
                            {"slices", nlohmann::ordered_json::array()}};
       std::map<std::pair<std::string, std::string>, std::int64_t> covered;
-      for (int r = 0; r < size; ++r) {
-        const int n = lens[static_cast<std::size_t>(r)];
-        if (n == 0) continue;
-        const auto rec = nlohmann::json::parse(all.substr(static_cast<std::size_t>(displs[static_cast<std::size_t>(r)]),
-                                                          static_cast<std::size_t>(n)));
+      for (const std::string& text : records) {
+        if (text.empty()) continue;
+        const auto rec = nlohmann::json::parse(text);
         files[rec.at("file").get<std::string>()] = {{"bytes", rec.at("bytes")}, {"crc32", rec.at("crc32")}};
         for (const auto& sl : rec.at("slices")) {
           const std::string t = sl.at("tensor");
@@ -309,10 +278,10 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
 
 /// Rank 0 finds the newest complete checkpoint under `dir` and validates every shard file (size and
 /// CRC-32); all ranks get its path and manifest text, or the same usage_error.
-inline std::pair<std::string, std::string> find_checkpoint(const std::string& dir, MPI_Comm world) {
+template <communicator C>
+std::pair<std::string, std::string> find_checkpoint(const std::string& dir, C& world) {
   namespace fs = std::filesystem;
-  int rank = 0;
-  MPI_Comm_rank(world, &rank);
+  const int rank = world.rank();
   std::string err, path, text;
   if (rank == 0) {
     try {
@@ -349,8 +318,8 @@ inline std::pair<std::string, std::string> find_checkpoint(const std::string& di
     }
   }
   ckpt_detail::agree(err, world);
-  path = ckpt_detail::bcast_string(path, world);
-  text = ckpt_detail::bcast_string(text, world);
+  path = broadcast_string(world, path, 0);
+  text = broadcast_string(world, text, 0);
   return {path, text};
 }
 
@@ -442,8 +411,8 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
 
 /// Loads the newest complete checkpoint under `dir` into this rank's slots (every slot, whole optimizer
 /// state: call before the trainer shards it). Collective; throws usage_error on every rank on failure.
-template <class Trainer>
-checkpoint_info load_checkpoint(const std::string& dir, Trainer& tr, const nlohmann::json& plan, MPI_Comm world) {
+template <class Trainer, communicator C>
+checkpoint_info load_checkpoint(const std::string& dir, Trainer& tr, const nlohmann::json& plan, C& world) {
   const std::pair<std::string, std::string> found = find_checkpoint(dir, world);
   const std::string& path = found.first;
   std::string err;

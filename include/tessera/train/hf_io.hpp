@@ -9,8 +9,6 @@
 // buffer per HF tensor, a sum-reduction to rank 0 assembles it exactly (x + 0 = x), and rank 0 writes the
 // file atomically (safetensors.hpp).
 #pragma once
-#include <mpi.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/comm/consensus.hpp"
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/model/hf.hpp"
@@ -83,13 +82,12 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
 /// owns[i]: this rank is the one owner of slot i's elements.
 /// masters[i], when given, is slot i's fp32 master copy (bf16 training with the optimizer state sharded
 /// keeps it outside the slot); else the slot's own.
-template <class T>
+template <class T, communicator C>
 void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, const model_tensors& mt,
-               const param_store<T>& ps, const std::vector<bool>& owns, MPI_Comm world,
+               const param_store<T>& ps, const std::vector<bool>& owns, C& world,
                const std::vector<const ops::grad_t<T>*>& masters = {}) {
   check(dtype == st_dtype::f32 || dtype == st_dtype::bf16, "--export: dtype must be F32 or BF16");
-  int rank = 0;
-  MPI_Comm_rank(world, &rank);
+  const int rank = world.rank();
   const auto layout = hf_layout(m);
   std::vector<st_entry> entries;
   std::vector<float> buf;
@@ -114,10 +112,7 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
       }
     }
     // one owner per element: the sum is the element, bit for bit
-    for (std::int64_t off = 0; off < n; off += (1 << 30)) {
-      const int cnt = static_cast<int>(std::min<std::int64_t>(n - off, 1 << 30));
-      MPI_Reduce(rank == 0 ? MPI_IN_PLACE : buf.data() + off, buf.data() + off, cnt, MPI_FLOAT, MPI_SUM, 0, world);
-    }
+    world.reduce(buf.data(), buf.data(), buf.size(), reduce_op::sum, 0);
     if (rank != 0) continue;
     st_entry e;
     e.name = h.name;
@@ -144,11 +139,8 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
       err = e.what();
     }
   }
-  int len = static_cast<int>(err.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, world);
-  err.resize(static_cast<std::size_t>(len));
-  if (len > 0) MPI_Bcast(err.data(), len, MPI_CHAR, 0, world);
-  if (len > 0) throw usage_error(cat("--export: ", err));
+  err = broadcast_string(world, err, 0);
+  if (!err.empty()) throw usage_error(cat("--export: ", err));
 }
 
 }  // namespace tessera

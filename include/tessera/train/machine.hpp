@@ -2,13 +2,12 @@
 // progress header say it: the SIMD level the program was built for and the one the CPU has, the engine
 // bf16 GEMMs use (bf16 hardware or the widened-fp32 fallback), and threads against the CPUs a rank may use.
 #pragma once
-#include <mpi.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "tessera/comm/communicator.hpp"
 #include "tessera/core/cpu.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/simd.hpp"
@@ -19,13 +18,9 @@ namespace tessera::train_detail {
 
 /// Threads per rank when --threads is not given: the CPUs this rank may use (its affinity mask), and no
 /// more than its share of the node's cores when ranks are not bound (then every mask is the whole node).
-/// Collective over MPI_COMM_WORLD.
-inline int default_threads() {
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int local = 1;
-  MPI_Comm_size(node, &local);
-  MPI_Comm_free(&node);
+/// `ranks_on_node`: the ranks of the job that share this node.
+inline int default_threads(int ranks_on_node) {
+  const int local = std::max(1, ranks_on_node);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(1, std::min(cpu::allowed_cpus(), cores / local));
 }
@@ -63,8 +58,9 @@ struct machine_info {
   }
 };
 
-/// Describes this host for a job running `threads` threads per rank. Collective over MPI_COMM_WORLD.
-inline machine_info describe_machine(int threads) {
+/// Describes this host for a job running `threads` threads per rank. Collective over `world`.
+template <communicator C>
+machine_info describe_machine(C& world, int threads) {
   machine_info m;
   m.simd_built = std::string(cpu::built_level());
 #if TESSERA_HOST_VECTORS
@@ -80,8 +76,7 @@ inline machine_info describe_machine(int threads) {
   m.bf16_gemm = ops::host::bf16_gemm_engine();
   m.bf16_hardware = ops::host::bf16_gemm_on_hardware();
   m.threads = threads;
-  int allowed = cpu::allowed_cpus();
-  MPI_Allreduce(MPI_IN_PLACE, &allowed, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  const int allowed = all_reduce_value(world, static_cast<std::int32_t>(cpu::allowed_cpus()), reduce_op::min);
   m.cpus_allowed = allowed;
   if (threads > allowed)
     m.threads_warning =

@@ -1,7 +1,6 @@
 // tessera/train/train.hpp — ts::train<plan>(argc, argv): the training program of contract §2.
 #pragma once
 #include <malloc.h>
-#include <mpi.h>
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
@@ -163,12 +162,11 @@ inline nlohmann::json profile_report(int steps, double step_ms, bool print) {
 }
 }  // namespace train_detail
 
-template <class Plan, class T, int D>
-int run_training(const plan_desc& pd, const train_options& o) {
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  mesh_comms<mpi_comm> mc(mpi_comm::world(), pd.mesh);
+template <class Plan, class T, int D, communicator Comm>
+int run_training(const plan_desc& pd, const train_options& o, const Comm& job) {
+  mesh_comms<Comm> mc(job, pd.mesh);
+  Comm& everyone = mc.world();
+  const int rank = everyone.rank(), world = everyone.size();
   const int pp_rank = mc.coord(axis::pp);
   using table = typename Plan::table;
   std::vector<action> program;
@@ -178,13 +176,13 @@ int run_training(const plan_desc& pd, const train_options& o) {
   bool shuffle = o.shuffle;
   std::uint64_t shuffle_seed = o.seed;
   if (shuffle) data.shuffle(shuffle_seed);
-  trainer<T, D> tr(pd, std::move(program), o, mc, data);
+  trainer<T, D, Comm> tr(pd, std::move(program), o, mc, data);
   if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr.tensors(), tr.store());
   const nlohmann::json plan = plan_to_json(pd);
   int k0 = 0;
   std::string resumed_from;
   if (!o.resume_dir.empty()) {
-    const checkpoint_info ck = load_checkpoint(o.resume_dir, tr, plan, MPI_COMM_WORLD);
+    const checkpoint_info ck = load_checkpoint(o.resume_dir, tr, plan, everyone);
     k0 = ck.step;
     resumed_from = ck.path;
     // the data loader continues where the checkpoint left it: batch k0, in the saved order
@@ -210,7 +208,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
     std::vector<const ops::grad_t<T>*> masters;
     for (std::size_t i = 0; i < tr.store().slots.size(); ++i) masters.push_back(tr.slot_state(i).master);
     export_hf(o.export_to, o.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd.model, tr.tensors(),
-              tr.store(), tr.owners(), MPI_COMM_WORLD, masters);
+              tr.store(), tr.owners(), everyone, masters);
     tr.release_gathered_state();
   };
 
@@ -223,15 +221,14 @@ int run_training(const plan_desc& pd, const train_options& o) {
     if (log) log << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n' << std::flush;
   };
   double peak = o.peak_tflops > 0 ? o.peak_tflops * 1e12 : (rank == 0 ? train_detail::measure_peak_flops<T>() : 0.0);
-  MPI_Bcast(&peak, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  everyone.broadcast(&peak, 1, 0);
   const double fpt = flops_per_token(pd.model);
   const std::int64_t tokens_per_step = static_cast<std::int64_t>(tr.global_batch()) * pd.model.seq;
   const int blas = openblas_get_parallel();
-  std::int64_t state_bytes = tr.state_bytes(), max_state = 0;
-  MPI_Allreduce(&state_bytes, &max_state, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-  double predicted_act = tr.predicted_activation_bytes();  // the largest over the ranks, as the step lines log
-  MPI_Allreduce(MPI_IN_PLACE, &predicted_act, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  const train_detail::machine_info machine = train_detail::describe_machine(omp_get_max_threads());
+  const std::int64_t state_bytes = tr.state_bytes();
+  // the largest over the ranks, as the step lines log
+  const double predicted_act = all_reduce_value(everyone, tr.predicted_activation_bytes(), reduce_op::max);
+  const train_detail::machine_info machine = train_detail::describe_machine(everyone, omp_get_max_threads());
   if (rank == 0 && !o.quiet) {
     std::fprintf(stderr, "%s\n", machine.header().c_str());
     if (!machine.threads_warning.empty())
@@ -275,7 +272,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
         {"optimizer", {{"kind", "adamw"}, {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup", o.warmup}, {"steps", o.steps},
                        {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
                        {"grad_clip", o.grad_clip}}}};
-    const std::string where = save_checkpoint(o.save_dir, step, tr, plan, extra, MPI_COMM_WORLD);
+    const std::string where = save_checkpoint(o.save_dir, step, tr, plan, extra, everyone);
     last_saved = step;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     emit({{"event", "checkpoint"}, {"step", step}, {"path", where}, {"save_ms", ms}});
@@ -291,7 +288,7 @@ int run_training(const plan_desc& pd, const train_options& o) {
       prof::reset();
       prof::enabled() = true;
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    everyone.barrier();
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = tr.step(k);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -300,10 +297,9 @@ int run_training(const plan_desc& pd, const train_options& o) {
       ++profiled;
       profiled_ms += ms;
     }
-    std::int64_t peak_act = tr.peak_activation_bytes();  // the largest over the ranks
-    MPI_Allreduce(MPI_IN_PLACE, &peak_act, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-    std::int64_t peak_rss = train_detail::peak_rss_bytes();  // since training started, the largest rank's
-    MPI_Allreduce(MPI_IN_PLACE, &peak_rss, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    const std::int64_t peak_act = all_reduce_value(everyone, tr.peak_activation_bytes(), reduce_op::max);
+    // since training started, the largest rank's
+    const std::int64_t peak_rss = all_reduce_value(everyone, train_detail::peak_rss_bytes(), reduce_op::max);
     const double mfu = peak > 0 ? fpt * tps / (peak * world) : 0.0;
     nlohmann::json j{{"step", k}, {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"lr", r.lr},
                      {"tokens", tokens_per_step * (k + 1)}, {"step_ms", ms}, {"tokens_per_s", tps}, {"mfu", mfu},
@@ -360,8 +356,7 @@ int train(int argc, char** argv) {
   ops::host::openblas::restart_with_cpu_kernels();  // before MPI: OpenBLAS's generic kernels on a new CPU
   mpi_environment env(argc, argv);
   constexpr plan_desc pd = Plan::desc;
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int rank = env.rank();
   CLI::App app{"tessera training program (" + std::string(pd.model.family_name()) + ")"};
   train_options o;
   add_train_flags(app, o);
@@ -378,7 +373,8 @@ int train(int argc, char** argv) {
     if (!o.backend.empty() && o.backend == "cuda")
       throw usage_error("--backend cuda: the trainer runs on the host backend only in this version (the CUDA "
                         "operators and NCCL communicator exist, the CUDA trainer does not yet); use --backend host");
-    const int threads = o.threads > 0 ? o.threads : train_detail::default_threads();
+    const mpi_comm job = mpi_comm::world();
+    const int threads = o.threads > 0 ? o.threads : train_detail::default_threads(job.split_by_node().size());
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     if (rank == 0 && threads > 1 && openblas_get_parallel() == 1)
@@ -386,9 +382,9 @@ int train(int argc, char** argv) {
                            "OpenMP build (Debian: libopenblas0-openmp, scripts/deps.sh selects it) is faster\n");
     // Policies the host trainer does not carry out yet are refused, never silently ignored.
     if constexpr (pd.policy.precision == precision_kind::bf16) {
-      return run_training<Plan, bf16, Plan::model::head_dim>(pd, o);
+      return run_training<Plan, bf16, Plan::model::head_dim>(pd, o, job);
     } else {
-      return run_training<Plan, float, Plan::model::head_dim>(pd, o);
+      return run_training<Plan, float, Plan::model::head_dim>(pd, o, job);
     }
   } catch (const usage_error& e) {
     std::fprintf(stderr, "tessera: %s (rank %d)\n", e.what(), rank);

@@ -1,9 +1,10 @@
 // tessera/train/trainer.hpp — the run-time engine of ts::train<plan> on the host backend: one rank's
-// chunks, the pipeline program of its schedule (with tagged MPI point-to-point), gradient
-// synchronisation over dp (non-blocking, launched as soon as a chunk's gradients are final), the
-// replicas of tied embeddings and of Chimera's two pipelines, global-norm clipping, AdamW and logs.
+// chunks, the pipeline program of its schedule (with tagged point-to-point), gradient synchronisation
+// over dp (non-blocking, launched as soon as a chunk's gradients are final), the replicas of tied
+// embeddings and of Chimera's two pipelines, global-norm clipping, AdamW and logs. Every message goes
+// through the communicator concept (comm/communicator.hpp): `Comm` is mpi_comm in a training program,
+// loopback_comm in one-process tests.
 #pragma once
-#include <mpi.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -20,8 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "tessera/comm/communicator.hpp"
 #include "tessera/comm/mesh_comms.hpp"
-#include "tessera/comm/mpi.hpp"
 #include "tessera/model/transformer.hpp"
 #include "tessera/ops/host.hpp"
 #include "tessera/schedule/schedule.hpp"
@@ -56,14 +57,15 @@ inline std::vector<int> stage_holders(const plan_desc& pd, int ms) {
   return {r.begin(), r.end()};
 }
 
-template <class T, int D>
+template <class T, int D, communicator Comm>
 class trainer {
  public:
   using A = ops::acc_t<T>;
   using G = ops::grad_t<T>;
-  using chunk_t = chunk<T, D, mpi_comm>;
+  using chunk_t = chunk<T, D, Comm>;
+  using request = typename Comm::request;
 
-  trainer(const plan_desc& pd, std::vector<action> program, const train_options& o, mesh_comms<mpi_comm>& mc,
+  trainer(const plan_desc& pd, std::vector<action> program, const train_options& o, mesh_comms<Comm>& mc,
           const token_data& data)
       : pd_(pd), prog_(std::move(program)), o_(o), mc_(mc), data_(data) {
     dp_rank_ = mc.coord(axis::dp);
@@ -186,7 +188,7 @@ class trainer {
     }
     for (const shard_piece& p : shard_pieces_)  // ZeRO: every dp rank counts its own shard
       if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank_ == 0) sq += sum_sq(shard_grad(p), p.n);
-    MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    sq = all_reduce_value(mc_.world(), sq);
     r.grad_norm = std::sqrt(sq);
     p_norm.reset();
     r.lr = lr_at(o_, k);
@@ -225,13 +227,10 @@ class trainer {
       const prof::scope p_gather("zero: all-gather parameters");
       for (const bucket& b : buckets_) {
         if (zero3_) break;
-        MPI_Request rq;
-        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, store_.value_arena.data() + b.offset, b.counts.data(),
-                        b.displs.data(), mpi_type_of(), mc_.along(axes::dp).native(), &rq);
-        pending_.push_back(rq);
+        T* values = store_.value_arena.data() + b.offset;
+        pending_.push_back(dp().iall_gather_v(values + b.part.displ(dp_rank_), values, b.part));  // in place
       }
-      MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
-      pending_.clear();
+      wait_all(pending_);
     }
     return r;
   }
@@ -342,14 +341,14 @@ class trainer {
     const int me = dp_rank_;
     for (bucket& b : buckets_) {
       b.shard_off = total;
-      const std::int64_t mine_begin = b.offset + b.displs[static_cast<std::size_t>(me)];
-      const std::int64_t mine_end = mine_begin + b.counts[static_cast<std::size_t>(me)];
+      const std::int64_t mine_begin = b.offset + b.part.displ(me);
+      const std::int64_t mine_end = mine_begin + b.part.count(me);
       for (std::size_t i : b.slots) {
         const auto& s = store_.slots[i];
         const std::int64_t lo = std::max(mine_begin, s.grad_offset), hi = std::min(mine_end, s.grad_offset + s.numel());
         if (lo < hi) shard_pieces_.push_back({i, lo, total + (lo - mine_begin), hi - lo});
       }
-      total += b.counts[static_cast<std::size_t>(me)];
+      total += b.part.count(me);
     }
     // the shard keeps this rank's part of the moments (zero, or loaded from a checkpoint) and masters
     m_shard_.assign(static_cast<std::size_t>(total), 0);
@@ -391,9 +390,7 @@ class trainer {
     auto gather = [&](const std::vector<G>& shard, std::vector<G>& full) {
       full.assign(n, 0);
       for (const bucket& b : buckets_)
-        MPI_Gatherv(shard.data() + b.shard_off, b.counts[static_cast<std::size_t>(dp_rank_)], grad_type(),
-                    dp_rank_ == 0 ? full.data() + b.offset : nullptr, b.counts.data(), b.displs.data(), grad_type(), 0,
-                    mc_.along(axes::dp).native());
+        dp().gather_v(shard.data() + b.shard_off, dp_rank_ == 0 ? full.data() + b.offset : nullptr, b.part, 0);
     };
     gather(m_shard_, full_m_);
     gather(v_shard_, full_v_);
@@ -455,13 +452,17 @@ class trainer {
   chunk_t& chunk_at(int g) { return *chunks_[static_cast<std::size_t>(chunk_of_stage_[static_cast<std::size_t>(g)])]; }
 
   // ---- pipeline program ----------------------------------------------------------------------------------
+  /// Forward-only passes (evaluation, sampling) send every activation with this tag.
+  static constexpr int forward_only_tag = 7;
+  Comm& dp() { return mc_.along(axes::dp); }
+  /// The tag of a training program's message to `recv_stage` (microbatch mb, forward or backward).
   int tag(int recv_stage, int mb, bool fwd) const {
     return ((recv_stage * (pd_.schedule.microbatches + 1) + mb) * 2 + (fwd ? 0 : 1)) % 32000;
   }
   void run_program() {
-    MPI_Comm pp = mc_.along(axes::pp).native();
+    Comm& pp = mc_.along(axes::pp);
     const std::int64_t n = d_.Rl * d_.C;
-    const MPI_Datatype type = mpi_type_of();
+    const auto count = static_cast<std::size_t>(n);
     const G scale = static_cast<G>(1.0 / (static_cast<double>(B_) * d_.T));
     for (std::size_t idx = 0; idx < prog_.size(); ++idx) {
       const action& a = prog_[idx];
@@ -495,25 +496,25 @@ class trainer {
       switch (a.kind) {
         case op::send_f: {
           auto& st = state(a.stage, a.mb);
-          MPI_Send(st.xs.back().data(), static_cast<int>(n), type, a.peer, tag(a.stage + 1, a.mb, true), pp);
+          pp.send(st.xs.back().data(), count, a.peer, tag(a.stage + 1, a.mb, true));
           break;
         }
         case op::recv_f: {
           auto& st = state(a.stage, a.mb);
           st.xs.resize(1);
           resize(st.xs[0], n);
-          MPI_Recv(st.xs[0].data(), static_cast<int>(n), type, a.peer, tag(a.stage, a.mb, true), pp, MPI_STATUS_IGNORE);
+          pp.recv(st.xs[0].data(), count, a.peer, tag(a.stage, a.mb, true));
           break;
         }
         case op::send_b: {
           auto& st = state(a.stage, a.mb);
-          MPI_Send(st.dx.data(), static_cast<int>(n), type, a.peer, tag(a.stage - 1, a.mb, false), pp);
+          pp.send(st.dx.data(), count, a.peer, tag(a.stage - 1, a.mb, false));
           break;
         }
         case op::recv_b: {
           auto& st = state(a.stage, a.mb);
           resize(st.dy, n);
-          MPI_Recv(st.dy.data(), static_cast<int>(n), type, a.peer, tag(a.stage, a.mb, false), pp, MPI_STATUS_IGNORE);
+          pp.recv(st.dy.data(), count, a.peer, tag(a.stage, a.mb, false));
           break;
         }
         default: break;
@@ -539,19 +540,14 @@ class trainer {
     for (auto [g, j] : release_after_[idx])
       if (states_.count({g, j})) release(g, j);
   }
-  static MPI_Datatype mpi_type_of() {
-    if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
-    else if constexpr (std::is_same_v<T, double>) return MPI_DOUBLE;
-    else return MPI_UINT16_T;  // bf16 activations travel as raw 16-bit words
-  }
 
   // ---- forward-only passes (evaluation, sampling): one microbatch at a time through the stages in order -----
   /// Runs microbatches [0, count) of the loaded batch forward; on_last(st) sees each one on the ranks
   /// of its last stage. Returns this rank's summed token loss.
   template <class F>
   double forward_microbatches(int count, F&& on_last) {
-    MPI_Comm pp = mc_.along(axes::pp).native();
-    const std::int64_t n = d_.Rl * d_.C;
+    Comm& pp = mc_.along(axes::pp);
+    const auto n = static_cast<std::size_t>(d_.Rl * d_.C);
     double local = 0;
     const bool chimera = pd_.schedule.kind == schedule_kind::chimera && pd_.pp > 1;
     const int S = chimera ? pd_.pp : num_stages(pd_.schedule);
@@ -568,9 +564,8 @@ class trainer {
           if (stage_rank(pd_.schedule, g - 1) == pp_rank_) {
             st.xs[0] = carry;
           } else {
-            resize(st.xs[0], n);
-            MPI_Recv(st.xs[0].data(), static_cast<int>(n), mpi_type_of(), stage_rank(pd_.schedule, g - 1), 7, pp,
-                     MPI_STATUS_IGNORE);
+            resize(st.xs[0], static_cast<std::int64_t>(n));
+            pp.recv(st.xs[0].data(), n, stage_rank(pd_.schedule, g - 1), forward_only_tag);
           }
         }
         c.forward(st);
@@ -580,7 +575,7 @@ class trainer {
         } else if (stage_rank(pd_.schedule, g + 1) == pp_rank_) {
           carry = st.xs.back();
         } else {
-          MPI_Send(st.xs.back().data(), static_cast<int>(n), mpi_type_of(), stage_rank(pd_.schedule, g + 1), 7, pp);
+          pp.send(st.xs.back().data(), n, stage_rank(pd_.schedule, g + 1), forward_only_tag);
         }
       }
     }
@@ -619,11 +614,10 @@ class trainer {
       int tok = -1;
       if (!row.empty()) {  // every tp rank of the last stage holds its vocabulary slice
         full.assign(tp_rank_ == 0 ? static_cast<std::size_t>(V * pd_.tp) : 0, 0.0f);
-        MPI_Gather(row.data(), static_cast<int>(V), MPI_FLOAT, full.data(), static_cast<int>(V), MPI_FLOAT, 0,
-                   mc_.along(axes::tp).native());
+        mc_.along(axes::tp).gather(row.data(), full.data(), static_cast<std::size_t>(V), 0);
         if (tp_rank_ == 0 && dp_rank_ == 0) tok = pick_token(full, temperature, rng);
       }
-      MPI_Allreduce(MPI_IN_PLACE, &tok, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      tok = all_reduce_value(mc_.world(), static_cast<std::int32_t>(tok), reduce_op::max);
       seq.push_back(tok);
     }
     return seq;
@@ -651,8 +645,7 @@ class trainer {
   }
   double global_loss() {
     double v = tp_rank_ == 0 ? loss_local_ : 0.0;
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    return v / (static_cast<double>(B_) * d_.T);
+    return all_reduce_value(mc_.world(), v) / (static_cast<double>(B_) * d_.T);
   }
 
   // ---- gradient synchronisation ------------------------------------------------------------------------
@@ -663,7 +656,7 @@ class trainer {
   struct bucket {
     std::vector<std::size_t> slots;
     std::int64_t offset = 0, count = 0;  ///< range of the gradient (and value) arena
-    std::vector<int> counts, displs;     ///< ZeRO: each dp rank's part of the bucket
+    block_partition part;                ///< ZeRO: each dp rank's part of the bucket
     std::int64_t shard_off = 0;          ///< ZeRO: where this rank's part starts in the shard buffers
   };
   struct shard_piece {
@@ -709,7 +702,7 @@ class trainer {
     }
     for (const auto& s : sets) {
       const bool member = std::find(s.begin(), s.end(), pp_rank_) != s.end();
-      replica_comms_.emplace(s, mpi_comm::split(MPI_COMM_WORLD, member ? tp_rank_ : MPI_UNDEFINED, world_rank_));
+      replica_comms_.emplace(s, mc_.world().split(member ? tp_rank_ : no_color, world_rank_));
     }
     const std::size_t n = store_.slots.size();
     counts_in_norm_.assign(n, false);
@@ -777,15 +770,7 @@ class trainer {
       for (std::size_t i : slots_of_chunk(c))
         if (bucket_of_slot_[i] >= 0 && chunk_of_bucket_[static_cast<std::size_t>(bucket_of_slot_[i])] < 0)
           chunk_of_bucket_[static_cast<std::size_t>(bucket_of_slot_[i])] = static_cast<int>(c);
-    for (bucket& b : buckets_) {  // ZeRO: near-equal contiguous parts, dp rank order
-      b.counts.assign(static_cast<std::size_t>(pd_.dp), 0);
-      b.displs.assign(static_cast<std::size_t>(pd_.dp), 0);
-      const std::int64_t base = b.count / pd_.dp, rem = b.count % pd_.dp;
-      for (int r = 0; r < pd_.dp; ++r) {
-        b.counts[static_cast<std::size_t>(r)] = static_cast<int>(base + (r < rem ? 1 : 0));
-        b.displs[static_cast<std::size_t>(r)] = static_cast<int>(r * base + std::min<std::int64_t>(r, rem));
-      }
-    }
+    for (bucket& b : buckets_) b.part = block_partition::near_equal(b.count, pd_.dp);  // ZeRO: dp rank order
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) {
       std::size_t at = 0;
       for (std::size_t i : buckets_[bi].slots) at = std::max(at, final_at[i]);
@@ -824,37 +809,20 @@ class trainer {
     for (std::size_t i : b.slots) tp_reduce_if_needed(i);
     if (pd_.dp == 1) return;
     G* p = store_.grad_arena.data() + b.offset;
-    if (zero1_) {  // ZeRO: each dp rank receives the sum of its part only (at the bucket's start; moved after)
-      MPI_Request r;
-      MPI_Ireduce_scatter(MPI_IN_PLACE, p, b.counts.data(), grad_type(), MPI_SUM, mc_.along(axes::dp).native(), &r);
-      pending_.push_back(r);
+    if (zero1_) {  // ZeRO: each dp rank receives the sum of its part only, in place
+      pending_.push_back(dp().ireduce_scatter_v(p, p + b.part.displ(dp_rank_), b.part));
       return;
     }
-    for (std::int64_t off = 0; off < b.count; off += (1 << 30)) {
-      MPI_Request r;
-      MPI_Iallreduce(MPI_IN_PLACE, p + off, static_cast<int>(std::min<std::int64_t>(b.count - off, 1 << 30)),
-                     grad_type(), MPI_SUM, mc_.along(axes::dp).native(), &r);
-      pending_.push_back(r);
-    }
+    pending_.push_back(dp().iall_reduce(p, p, static_cast<std::size_t>(b.count)));
   }
-  static MPI_Datatype grad_type() { return std::is_same_v<G, double> ? MPI_DOUBLE : MPI_FLOAT; }
   void finish_sync() {
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) launch_sync(static_cast<int>(bi));
-    if (!pending_.empty()) MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
-    pending_.clear();
-    if (zero1_ && !zero2_)  // the in-place reduce-scatter left this rank's part at the bucket's start: move it
-      for (const bucket& b : buckets_) {
-        G* p = store_.grad_arena.data() + b.offset;
-        const int me = dp_rank_;
-        std::memmove(p + b.displs[static_cast<std::size_t>(me)], p,
-                     static_cast<std::size_t>(b.counts[static_cast<std::size_t>(me)]) * sizeof(G));
-      }
+    wait_all(pending_);
     // replicas shared by several pipeline ranks: blocking, in one canonical (name) order on every member
     for (std::size_t i : replicated_order_) {
       tp_reduce_if_needed(i);
       auto& s = store_.slots[i];
-      MPI_Allreduce(MPI_IN_PLACE, s.grad.data(), static_cast<int>(s.grad.size()), grad_type(), MPI_SUM,
-                    replica_comms_.at(replica_of_.at(i)).native());
+      replica_comms_.at(replica_of_.at(i)).all_reduce(s.grad.data(), s.grad.data(), s.grad.size());
     }
   }
 
@@ -904,7 +872,7 @@ class trainer {
     }
     std::vector<G>().swap(store_.grad_arena);
     if (zero3_) std::vector<T>().swap(store_.value_arena);
-    units_.assign(buckets_.size(), unit_state{});
+    units_ = std::vector<unit_state>(buckets_.size());
     hooks_.grad_begin = [this](const std::vector<int>& ids) {
       for (int b : buckets_of(ids)) {
         unit_state& u = units_[static_cast<std::size_t>(b)];
@@ -963,28 +931,27 @@ class trainer {
     const bucket& bk = buckets_[static_cast<std::size_t>(b)];
     for (std::size_t i : bk.slots) tp_reduce_if_needed(i);
     unit_state& u = units_[static_cast<std::size_t>(b)];
-    const int mine = bk.counts[static_cast<std::size_t>(dp_rank_)];
+    const int mine = bk.part.count(dp_rank_);
     rs_tmp_.resize(static_cast<std::size_t>(mine));
-    MPI_Reduce_scatter(u.grads.data(), rs_tmp_.data(), bk.counts.data(), grad_type(), MPI_SUM,
-                       mc_.along(axes::dp).native());
+    dp().reduce_scatter_v(u.grads.data(), rs_tmp_.data(), bk.part);
     G* g = g_shard_.data() + bk.shard_off;
     for (int j = 0; j < mine; ++j) g[j] += rs_tmp_[static_cast<std::size_t>(j)];
   }
   /// ZeRO-3: start gathering unit b's parameters (non-blocking) unless they are here or on their way.
   void start_gather(int b) {
     unit_state& u = units_[static_cast<std::size_t>(b)];
-    if (u.resident || u.pending != MPI_REQUEST_NULL) return;
+    if (u.resident || u.gathering) return;
     const bucket& bk = buckets_[static_cast<std::size_t>(b)];
     u.values.resize(static_cast<std::size_t>(bk.count));
-    MPI_Iallgatherv(p_shard_.data() + bk.shard_off, bk.counts[static_cast<std::size_t>(dp_rank_)], mpi_type_of(),
-                    u.values.data(), bk.counts.data(), bk.displs.data(), mpi_type_of(), mc_.along(axes::dp).native(),
-                    &u.pending);
+    u.pending = dp().iall_gather_v(p_shard_.data() + bk.shard_off, u.values.data(), bk.part);
+    u.gathering = true;
   }
   void make_resident(int b) {
     unit_state& u = units_[static_cast<std::size_t>(b)];
     if (u.resident) return;
     start_gather(b);
-    MPI_Wait(&u.pending, MPI_STATUS_IGNORE);
+    u.pending.wait();
+    u.gathering = false;
     u.resident = true;
     const bucket& bk = buckets_[static_cast<std::size_t>(b)];
     for (std::size_t i : bk.slots)
@@ -992,7 +959,8 @@ class trainer {
   }
   void free_unit(int b) {
     unit_state& u = units_[static_cast<std::size_t>(b)];
-    if (u.pending != MPI_REQUEST_NULL) MPI_Wait(&u.pending, MPI_STATUS_IGNORE);
+    if (u.gathering) u.pending.wait();
+    u.gathering = false;
     u.resident = false;
     for (std::size_t i : buckets_[static_cast<std::size_t>(b)].slots) bind(store_.slots[i].value, static_cast<T*>(nullptr), 0);
     std::vector<T>().swap(u.values);
@@ -1000,7 +968,7 @@ class trainer {
   /// ZeRO-3: completes and drops prefetches no one used (before the shards change).
   void drain_prefetch() {
     for (std::size_t b = 0; b < units_.size(); ++b)
-      if (units_[b].vref == 0 && (units_[b].pending != MPI_REQUEST_NULL || units_[b].resident))
+      if (units_[b].vref == 0 && (units_[b].gathering || units_[b].resident))
         free_unit(static_cast<int>(b));
   }
   /// ZeRO-3: every parameter whole, for a checkpoint or an export (collective over dp).
@@ -1008,10 +976,7 @@ class trainer {
     if (!zero3_ || shard_pieces_.empty()) return;
     drain_prefetch();
     full_values_.assign(static_cast<std::size_t>(arena_n_), T{});
-    for (const bucket& b : buckets_)
-      MPI_Allgatherv(p_shard_.data() + b.shard_off, b.counts[static_cast<std::size_t>(dp_rank_)], mpi_type_of(),
-                     full_values_.data() + b.offset, b.counts.data(), b.displs.data(), mpi_type_of(),
-                     mc_.along(axes::dp).native());
+    for (const bucket& b : buckets_) dp().all_gather_v(p_shard_.data() + b.shard_off, full_values_.data() + b.offset, b.part);
     for (const bucket& b : buckets_)
       for (std::size_t i : b.slots) bind(store_.slots[i].value, full_values_.data() + store_.slots[i].grad_offset, store_.slots[i].numel());
   }
@@ -1025,7 +990,7 @@ class trainer {
   plan_desc pd_;
   std::vector<action> prog_;
   train_options o_;
-  mesh_comms<mpi_comm>& mc_;
+  mesh_comms<Comm>& mc_;
   const token_data& data_;
   int dp_rank_ = 0, pp_rank_ = 0, tp_rank_ = 0, world_rank_ = 0;
   int B_ = 1;
@@ -1041,7 +1006,7 @@ class trainer {
   std::int64_t adam_step_ = 0;
   std::int64_t peak_activation_bytes_ = 0;
   // sync
-  std::map<std::vector<int>, mpi_comm> replica_comms_;
+  std::map<std::vector<int>, Comm> replica_comms_;
   std::map<std::size_t, std::vector<int>> replica_of_;
   std::vector<bool> counts_in_norm_, replicated_, launched_;
   std::vector<std::vector<int>> holders_;  ///< per slot: the pipeline ranks that hold it
@@ -1057,7 +1022,8 @@ class trainer {
     std::vector<G> grads;   ///< ZeRO-2/3: the unit's gradient of the microbatches in flight
     int vref = 0, gref = 0;
     bool resident = false;
-    MPI_Request pending = MPI_REQUEST_NULL;  ///< a prefetch in flight
+    request pending;          ///< ZeRO-3: a prefetch of values
+    bool gathering = false;   ///< whether `pending` is in flight
   };
   std::vector<unit_state> units_;
   std::vector<G> g_shard_;          ///< ZeRO-2/3: this rank's shard of the dp-reduced gradients
@@ -1072,7 +1038,7 @@ class trainer {
   std::vector<G> full_m_, full_v_, full_master_;  ///< gather_state(): whole state on dp rank 0
   std::vector<std::vector<int>> launch_after_;
   std::vector<std::vector<std::pair<int, int>>> release_after_;
-  std::vector<MPI_Request> pending_;
+  std::vector<request> pending_;
 };
 
 }  // namespace tessera
