@@ -156,4 +156,14 @@ template <class T> inline constexpr bool is_model_v = false;
 template <gpt_config C> inline constexpr bool is_model_v<gpt<C>> = true;
 template <llama_config C> inline constexpr bool is_model_v<llama<C>> = true;
 
+/// Model FLOPs per token of a training step (forward + backward, no recompute): 6·N + 12·L·C·T, N = the
+/// parameters that enter matrix products (docs/training.md, "MFU"). The token embedding is a lookup, but
+/// the head (tied or not) is a V×C GEMM: V·C counts once.
+constexpr double flops_per_token(const model_desc& m) {
+  double n = static_cast<double>(m.num_params());
+  if (m.position == position::learned) n -= static_cast<double>(m.seq) * m.hidden;
+  if (!m.tied_embeddings) n -= static_cast<double>(m.vocab) * m.hidden;
+  return 6.0 * n + 12.0 * m.layers * m.hidden * m.seq;
+}
+
 }  // namespace tessera

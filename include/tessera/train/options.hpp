@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tessera/optim/adamw.hpp"
+
 namespace tessera {
 
 struct train_options {
@@ -97,6 +99,21 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
   app.add_flag("--profile", o.profile,
                "time every operator (after one warm-up step) and print rank 0's breakdown per step, with each "
                "GEMM shape's speed against the same GEMM run alone");
+}
+
+/// The optimizer's part of the options.
+inline adamw_config adamw_of(const train_options& o) {
+  adamw_config c;
+  c.lr = o.lr;
+  c.min_lr = o.min_lr;
+  c.warmup = o.warmup;
+  c.steps = o.steps;
+  c.beta1 = o.beta1;
+  c.beta2 = o.beta2;
+  c.eps = o.eps;
+  c.weight_decay = o.weight_decay;
+  c.grad_clip = o.grad_clip;
+  return c;
 }
 
 }  // namespace tessera

@@ -1,0 +1,248 @@
+// tessera/train/training_run.hpp — one run of a ts::train program, as its flags ask: initialise (from the
+// seed, --init-from HF weights, or --resume a checkpoint), evaluate (--eval-only) or train --steps with
+// checkpoints (--save, --save-every, --stop-after), then --export and --sample. The trainer does the
+// work; this is the order of things and what is reported (run_log.hpp).
+//
+// Checkpoints: the data loader's state is the next batch index (batches are a function of it, the batch
+// size and the window order); parameters are initialised from the seed alone and nothing else draws
+// random numbers during training, so the seed is the whole RNG state.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tessera/comm/communicator.hpp"
+#include "tessera/comm/mesh_comms.hpp"
+#include "tessera/core/rss.hpp"
+#include "tessera/ops/host/blas.hpp"
+#include "tessera/ops/host/gemm_bench.hpp"
+#include "tessera/train/checkpoint.hpp"
+#include "tessera/train/data.hpp"
+#include "tessera/train/hf_io.hpp"
+#include "tessera/train/machine.hpp"
+#include "tessera/train/options.hpp"
+#include "tessera/train/plan.hpp"
+#include "tessera/train/profile_report.hpp"
+#include "tessera/train/run_log.hpp"
+#include "tessera/train/trainer.hpp"
+
+extern "C" int openblas_get_parallel(void);  // 0 sequential, 1 pthreads, 2 OpenMP
+
+namespace tessera {
+
+template <class T, int D, communicator Comm>
+class training_run {
+ public:
+  /// Collective over `job`, whose size is the mesh's. program: this pipeline rank's actions.
+  training_run(const plan_desc& pd, const train_options& o, const Comm& job, std::vector<action> (*program_of)(int))
+      : pd_(pd), o_(o), mc_(job, pd.mesh), everyone_(mc_.world()), rank_(everyone_.rank()),
+        data_(o.data, pd.model.vocab, pd.model.seq), order_{o.shuffle, o.seed},
+        tr_(pd, program_of(mc_.coord(axis::pp)), o, mc_, data_), plan_(plan_to_json(pd)) {
+    if (order_.shuffle) data_.shuffle(order_.seed);
+    if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr_.tensors(), tr_.store());
+    if (!o.resume_dir.empty()) resume();
+    tr_.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
+    log_.emplace(rank_, o.log_json, !resumed_from_.empty(), o.quiet);
+  }
+
+  int run() {
+    start_line();
+    if (o_.eval_only) {
+      const double l = tr_.evaluate(0, o_.eval_batches);
+      if (rank_ == 0) {
+        std::printf("eval_loss %.6f\n", l);
+        std::fflush(stdout);
+      }
+      log_->emit({{"event", "eval"}, {"eval_loss", l}, {"batches", o_.eval_batches}});
+      export_weights();
+      return 0;
+    }
+    const int k_end = o_.stop_after > 0 ? std::min(o_.steps, o_.stop_after) : o_.steps;
+    train_steps(k_end);
+    if (k_end < o_.steps) log_->note("tessera: stopped after step %d of %d (--stop-after)\n", std::max(k0_, k_end), o_.steps);
+    // a resumed run that trained nothing still writes its state under its own layout: a resharded copy
+    const int done = std::max(k0_, k_end);
+    if (!o_.save_dir.empty() && done > 0 && last_saved_ != done) save(done);
+    export_weights();
+    if (o_.sample > 0) sample();
+    return 0;
+  }
+
+ private:
+  struct data_order {
+    bool shuffle = false;
+    std::uint64_t seed = 0;
+  };
+
+  /// --resume: the newest complete checkpoint; the data loader continues where it left off (batch k0,
+  /// in the saved order).
+  void resume() {
+    const checkpoint_info ck = load_checkpoint(o_.resume_dir, tr_, plan_, everyone_);
+    k0_ = ck.step;
+    resumed_from_ = ck.path;
+    last_saved_ = o_.save_dir != o_.resume_dir ? -1 : k0_;
+    if (ck.order) {
+      const bool sh = ck.order->shuffle;
+      const std::uint64_t seed = ck.order->seed;
+      if (rank_ == 0 && (sh != o_.shuffle || (sh && seed != o_.seed)))
+        std::fprintf(stderr, "tessera: --resume: the data order of the checkpoint (%s) is kept\n",
+                     sh ? cat("shuffled with seed ", seed).c_str() : "in file order");
+      order_ = {sh, seed};
+      if (sh) data_.shuffle(seed);
+      else data_.unshuffle();
+    }
+    if (rank_ == 0 && !o_.quiet)
+      std::fprintf(stderr, "tessera: resumed from %s (step %d, saved by %s)\n", ck.path.c_str(), ck.step,
+                   ck.saved_by.c_str());
+  }
+
+  /// The machine header and the log's start line (collective: peak FLOP/s, memory predictions).
+  void start_line() {
+    peak_flops_ = o_.peak_tflops > 0 ? o_.peak_tflops * 1e12 : (rank_ == 0 ? ops::host::measure_peak_flops<T>() : 0.0);
+    everyone_.broadcast(&peak_flops_, 1, 0);
+    const int blas = openblas_get_parallel();
+    state_bytes_ = tr_.state_bytes();
+    // the largest over the ranks, as the step lines log
+    const double predicted_act = all_reduce_value(everyone_, tr_.predicted_activation_bytes(), reduce_op::max);
+    const train_detail::machine_info machine = train_detail::describe_machine(everyone_, omp_get_max_threads());
+    log_->note("%s\n", machine.header().c_str());
+    if (!machine.threads_warning.empty()) log_->note("tessera: warning: %s\n", machine.threads_warning.c_str());
+    if (!machine.openblas_warning.empty()) log_->note("tessera: warning: %s\n", machine.openblas_warning.c_str());
+    nlohmann::json start{{"event", "start"}, {"plan", plan_}, {"params", pd_.model.num_params()},
+        {"world", everyone_.size()}, {"blas_threading", blas == 2 ? "openmp" : blas == 1 ? "pthreads" : "sequential"},
+        {"batch", tr_.global_batch()}, {"tokens_per_step", tokens_per_step()}, {"steps", o_.steps},
+        {"data", {{"file", o_.data}, {"format", data_.format()}, {"tokens", data_.tokens()},
+                  {"windows", data_.windows()}, {"shuffle", order_.shuffle}}},
+        {"peak_flops_per_rank", peak_flops_}, {"flops_per_token", flops_per_token(pd_.model)},
+        {"state_bytes_per_rank", state_bytes_}, {"predicted_state_bytes_per_rank", tr_.predicted_state_bytes()},
+        {"predicted_activation_bytes", predicted_act}, {"start_step", k0_}};
+    start.update(machine.json());
+    if (!resumed_from_.empty()) start["resumed_from"] = resumed_from_;
+    log_->emit(start);
+  }
+
+  /// Steps [k0, k_end): each timed between barriers, logged, checkpointed when due; --profile profiles
+  /// the steps after the first.
+  void train_steps(int k_end) {
+    reset_peak_rss();
+    const auto t_start = std::chrono::steady_clock::now();
+    int profiled = 0;
+    double profiled_ms = 0;
+    for (int k = k0_; k < k_end; ++k) {
+      if (o_.profile && (k == k0_ + 1 || k_end - k0_ == 1)) {  // after one warm-up step (unless there is one)
+        prof::reset();
+        prof::enabled() = true;
+      }
+      everyone_.barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto r = tr_.step(k);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (prof::enabled()) {
+        ++profiled;
+        profiled_ms += ms;
+      }
+      step_report rep;
+      rep.step = k;
+      rep.steps = o_.steps;
+      rep.loss = r.loss;
+      rep.grad_norm = r.grad_norm;
+      rep.lr = r.lr;
+      rep.skipped = r.skipped;
+      rep.ms = ms;
+      rep.tokens = tokens_per_step() * (k + 1);
+      rep.tokens_per_s = tokens_per_step() / (ms / 1000.0);
+      rep.mfu = peak_flops_ > 0 ? flops_per_token(pd_.model) * rep.tokens_per_s / (peak_flops_ * everyone_.size()) : 0.0;
+      rep.state_bytes = state_bytes_;
+      rep.peak_activation_bytes = all_reduce_value(everyone_, tr_.peak_activation_bytes(), reduce_op::max);
+      rep.peak_rss_bytes = all_reduce_value(everyone_, peak_rss_bytes(), reduce_op::max);  // largest rank's
+      log_->emit(rep.json());
+      if (rank_ == 0 && !o_.quiet && (k % o_.log_every == 0 || k + 1 == k_end)) {
+        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        rep.print(el / (k + 1 - k0_) * (o_.steps - k - 1));
+      }
+      if (!o_.save_dir.empty() && ((o_.save_every > 0 && (k + 1) % o_.save_every == 0) || k + 1 == k_end)) save(k + 1);
+    }
+    if (o_.profile && profiled > 0) {
+      prof::enabled() = false;
+      if (rank_ == 0) log_->emit(profile_report(profiled, profiled_ms / profiled, true));
+    }
+  }
+
+  /// A checkpoint of the state after `step` steps (collective).
+  void save(int step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const nlohmann::json extra{
+        {"data", {{"file", o_.data}, {"format", data_.format()}, {"tokens", data_.tokens()}, {"windows", data_.windows()},
+                  {"seq", pd_.model.seq}, {"batch", tr_.global_batch()}, {"next_batch", step},
+                  {"shuffle", order_.shuffle}, {"shuffle_seed", order_.seed}}},
+        {"rng", {{"seed", o_.seed}, {"init", "counter-based (seed, tensor, element): layout independent"}}},
+        {"optimizer", {{"kind", "adamw"}, {"lr", o_.lr}, {"min_lr", o_.min_lr}, {"warmup", o_.warmup}, {"steps", o_.steps},
+                       {"weight_decay", o_.weight_decay}, {"beta1", o_.beta1}, {"beta2", o_.beta2}, {"eps", o_.eps},
+                       {"grad_clip", o_.grad_clip}}}};
+    const std::string where = save_checkpoint(o_.save_dir, step, tr_, plan_, extra, everyone_);
+    last_saved_ = step;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    log_->emit({{"event", "checkpoint"}, {"step", step}, {"path", where}, {"save_ms", ms}});
+    log_->note("tessera: saved %s (%.0f ms)\n", where.c_str(), ms);
+  }
+
+  /// --export: HF-named weights, from the fp32 masters where there are some (collective).
+  void export_weights() {
+    if (o_.export_to.empty()) return;
+    tr_.gather_state();  // ZeRO: whole masters on dp rank 0 (the exporting owners); ZeRO-3: whole parameters
+    std::vector<const ops::grad_t<T>*> masters;
+    for (std::size_t i = 0; i < tr_.store().slots.size(); ++i) masters.push_back(tr_.slot_state(i).master);
+    export_hf(o_.export_to, o_.export_dtype == "bf16" ? st_dtype::bf16 : st_dtype::f32, pd_.model, tr_.tensors(),
+              tr_.store(), tr_.owners(), everyone_, masters);
+    tr_.release_gathered_state();
+  }
+
+  /// --sample N: N tokens after --prompt, printed (bytes as text) and logged.
+  void sample() {
+    std::vector<std::int32_t> prompt;
+    for (unsigned char c : o_.prompt) {
+      if (c >= pd_.model.vocab)
+        throw usage_error(cat("--prompt: byte ", int(c), " is outside the model's vocabulary (", pd_.model.vocab, ")"));
+      prompt.push_back(c);
+    }
+    if (prompt.empty()) prompt.push_back(0);
+    const auto out = tr_.generate(prompt, o_.sample, o_.temperature, o_.seed);
+    if (rank_ != 0) return;
+    std::string text;
+    const bool bytes = data_.format() == "bytes";
+    for (std::size_t i = prompt.size(); i < out.size(); ++i)
+      text += bytes ? std::string(1, static_cast<char>(out[i])) : cat(i > prompt.size() ? " " : "", out[i]);
+    std::printf("--- sample (%d tokens, temperature %g) ---\n%s%s\n", o_.sample, o_.temperature, o_.prompt.c_str(),
+                text.c_str());
+    std::fflush(stdout);
+    log_->emit({{"event", "sample"}, {"prompt", o_.prompt},
+                {"tokens", std::vector<std::int32_t>(out.begin() + static_cast<std::ptrdiff_t>(prompt.size()), out.end())},
+                {"text", bytes ? text : std::string()}});
+  }
+
+  std::int64_t tokens_per_step() const { return static_cast<std::int64_t>(tr_.global_batch()) * pd_.model.seq; }
+
+  plan_desc pd_;
+  train_options o_;
+  mesh_comms<Comm> mc_;
+  Comm& everyone_;
+  int rank_ = 0;
+  token_data data_;
+  data_order order_;
+  trainer<T, D, Comm> tr_;
+  nlohmann::json plan_;
+  std::optional<run_log> log_;
+  int k0_ = 0, last_saved_ = -1;
+  std::string resumed_from_;
+  double peak_flops_ = 0;
+  std::int64_t state_bytes_ = 0;
+};
+
+}  // namespace tessera
