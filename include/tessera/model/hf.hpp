@@ -1,4 +1,4 @@
-// tessera/model/hf.hpp — Hugging Face names and layouts (contract §3) ↔ tessera's global tensors.
+// tessera/model/hf.hpp — Hugging Face names and layouts (docs/formats.md) ↔ tessera's global tensors.
 //
 // GPT-2 (GPT2LMHeadModel) stores Conv1D weights [in, out] with q|k|v stacked along the output of
 // c_attn; LLaMA (LlamaForCausalLM) stores Linear weights [out, in] like tessera. Each HF tensor is a list

@@ -1,4 +1,4 @@
-// tessera/train/checkpoint.hpp — sharded checkpoints that reshard on load (contract §3).
+// tessera/train/checkpoint.hpp — sharded checkpoints that reshard on load (docs/formats.md, docs/reliability.md).
 //
 // Layout-free by construction: what is stored are the model's *global* tensors (params.hpp), each as
 // rectangular slices, so a checkpoint written by one layout can be read by any other.
@@ -35,7 +35,6 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -55,6 +54,11 @@ inline std::string step_dir_name(int step) {
   char b[32];
   std::snprintf(b, sizeof b, "step_%08d", step);
   return b;
+}
+/// Whether a directory name is a step directory: "step_" and 8 digits.
+inline bool is_step_dir_name(const std::string& name) {
+  if (name.size() != 13 || name.rfind("step_", 0) != 0) return false;
+  return std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 /// The plan as JSON (the "plan" of the log's start line and of a manifest).
@@ -286,10 +290,9 @@ std::pair<std::string, std::string> find_checkpoint(const std::string& dir, C& w
   if (rank == 0) {
     try {
       if (!fs::is_directory(dir)) throw usage_error(cat("--resume ", dir, ": no such directory"));
-      const std::regex step_rx("step_[0-9]{8}");
       std::vector<std::string> steps;
       for (const auto& e : fs::directory_iterator(dir))
-        if (e.is_directory() && std::regex_match(e.path().filename().string(), step_rx))
+        if (e.is_directory() && is_step_dir_name(e.path().filename().string()))
           steps.push_back(e.path().filename().string());
       std::sort(steps.rbegin(), steps.rend());
       std::string skipped;

@@ -1,4 +1,4 @@
-// tessera/train/data.hpp — token files and the batch rules of contract §2.
+// tessera/train/data.hpp — token files and the batch rules (docs/training.md, "Data, logs and MFU").
 //
 // The file is memory-mapped, not read: the ranks of a node share its pages.
 // A file is an llm.c token shard when it starts with the magic 20240520 (256 int32 header: magic,

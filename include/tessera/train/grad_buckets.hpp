@@ -8,11 +8,13 @@
 // gathers unit by unit. Each bucket is split over the dp ranks by block_partition::near_equal: under
 // ZeRO a rank keeps block `dp rank` of every bucket (its shard).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
+#include "tessera/core/error.hpp"
 #include "tessera/model/transformer.hpp"
 
 namespace tessera {
@@ -32,7 +34,7 @@ inline std::string unit_of(const std::string& slot_name) {
 }
 
 /// Buckets over the slots with shared[i] == false, in arena order.
-/// @pre the store is finalised; dp >= 1; cap >= 1.
+/// @pre the store is finalised with the unshared slots contiguous (checked); dp >= 1; cap >= 1.
 /// @post the buckets' ranges are disjoint, ascending, and cover every unshared slot exactly once.
 template <class T>
 std::vector<grad_bucket> make_buckets(const param_store<T>& store, const std::vector<bool>& shared, bool per_unit,
@@ -50,6 +52,8 @@ std::vector<grad_bucket> make_buckets(const param_store<T>& store, const std::ve
       buckets.emplace_back();
       buckets.back().offset = store.slots[i].grad_offset;
     }
+    check(store.slots[i].grad_offset == buckets.back().offset + buckets.back().count, "tessera internal: slot ",
+          store.slots[i].layout.name, " is not next to its bucket's slots in the arena");
     buckets.back().slots.push_back(i);
     buckets.back().count += store.slots[i].numel();
     prev_unit = unit;

@@ -1,4 +1,4 @@
-// tessera/train/hf_io.hpp — Hugging Face weights in and out (contract §3): `--init-from` and `--export`.
+// tessera/train/hf_io.hpp — Hugging Face weights in and out (docs/formats.md): `--init-from` and `--export`.
 //
 // Import: every rank reads the file (validated by safetensors_reader), checks that every tensor of the
 // model's HF layout is there with the right shape, and fills its own slots through their boxes — so it

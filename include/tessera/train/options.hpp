@@ -1,4 +1,4 @@
-// tessera/train/options.hpp — the command line of every ts::train program (contract §2), with CLI11.
+// tessera/train/options.hpp — the command line of every ts::train program (docs/training.md), with CLI11.
 #pragma once
 #include <CLI/CLI.hpp>
 

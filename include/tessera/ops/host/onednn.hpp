@@ -3,7 +3,7 @@
 // Debian 12's OpenBLAS (0.3.21) is built without BUILD_BFLOAT16, so it has no cblas_sbgemm. oneDNN (Debian's
 // libdnnl2, the library PyTorch's CPU backend uses) has bf16 matmul kernels for AVX512-BF16 (`brg:
 // avx512_core_bf16`): bf16 inputs, fp32 accumulation, fp32 output, about twice the fp32 GEMM rate of the same
-// cores. It is opened with dlopen, so a program built with contract §1's compile line (-lopenblas only) still
+// cores. It is opened with dlopen, so a program built with the README's compile line (-lopenblas only) still
 // links; where the library, its header or the CPU feature is missing, `available()` is false and says why,
 // and the caller falls back to widening the inputs to fp32 (exact) for OpenBLAS's sgemm.
 //
