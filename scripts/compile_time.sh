@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Compile time of a user program with a full 3D plan (bench/compile_time/llama7b_3d.cpp: LLaMA-7B on
+# dp4 × pp4 × tp8, interleaved, ZeRO-1, bf16, selective recompute, sequence parallel), with the README's
+# two compile lines (g++ through mpicxx; nvcc when the CUDA toolkit is there). Goals: < 20 s and < 60 s.
+#
+#   scripts/compile_time.sh [--report] [--only gxx|nvcc] [FILE.cpp]
+#     --report  also -ftime-report (g++): where the time went, in build-compile-time/*.report
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/env.sh"
+report=0
+only=""
+src="$TESSERA_ROOT/bench/compile_time/llama7b_3d.cpp"
+while (($#)); do
+  case "$1" in
+    --report) report=1; shift ;;
+    --only) only=$2; shift 2 ;;
+    -*) echo "compile_time.sh: unknown option $1" >&2; exit 2 ;;
+    *) src=$1; shift ;;
+  esac
+done
+out="$TESSERA_ROOT/build-compile-time"
+mkdir -p "$out"
+name=$(basename "$src" .cpp)
+cd "$TESSERA_ROOT"
+seconds() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+if [ -z "$only" ] || [ "$only" = gxx ]; then
+  extra=()
+  ((report)) && extra=(-ftime-report)
+  t=$(seconds mpicxx -std=c++20 -O2 -march=native -fopenmp -I include "${extra[@]}" "$src" -lopenblas \
+        -o "$out/$name.host" 2>"$out/$name.report")
+  printf 'compile time: g++ (mpicxx, contract line)   %6.1f s   goal < 20 s\n' "$t"
+  ((report)) && echo "  -ftime-report: $out/$name.report"
+fi
+if { [ -z "$only" ] || [ "$only" = nvcc ]; } && command -v nvcc >/dev/null; then
+  t=$(seconds nvcc -std=c++20 -O2 -arch=sm_90 --expt-relaxed-constexpr -x cu -Xcompiler -fopenmp -I include \
+        $(mpicxx --showme:compile) "$src" $(mpicxx --showme:link) -lnccl -lcublasLt -lcublas -lopenblas \
+        -o "$out/$name.cuda")
+  printf 'compile time: nvcc (contract line, sm_90)   %6.1f s   goal < 60 s\n' "$t"
+fi
