@@ -103,17 +103,8 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
 
 /// The optimizer's part of the options.
 inline adamw_config adamw_of(const train_options& o) {
-  adamw_config c;
-  c.lr = o.lr;
-  c.min_lr = o.min_lr;
-  c.warmup = o.warmup;
-  c.steps = o.steps;
-  c.beta1 = o.beta1;
-  c.beta2 = o.beta2;
-  c.eps = o.eps;
-  c.weight_decay = o.weight_decay;
-  c.grad_clip = o.grad_clip;
-  return c;
+  return {.lr = o.lr, .min_lr = o.min_lr, .warmup = o.warmup, .steps = o.steps, .beta1 = o.beta1, .beta2 = o.beta2,
+          .eps = o.eps, .weight_decay = o.weight_decay, .grad_clip = o.grad_clip};
 }
 
 }  // namespace tessera

@@ -148,17 +148,10 @@ class training_run {
         ++profiled;
         profiled_ms += ms;
       }
-      step_report rep;
-      rep.step = k;
-      rep.steps = o_.steps;
-      rep.loss = r.loss;
-      rep.grad_norm = r.grad_norm;
-      rep.lr = r.lr;
-      rep.skipped = r.skipped;
-      rep.ms = ms;
-      rep.tokens = tokens_per_step() * (k + 1);
-      rep.tokens_per_s = tokens_per_step() / (ms / 1000.0);
-      rep.mfu = peak_flops_ > 0 ? flops_per_token(pd_.model) * rep.tokens_per_s / (peak_flops_ * everyone_.size()) : 0.0;
+      const double tokens_per_s = tokens_per_step() / (ms / 1000.0);
+      step_report rep{.step = k, .steps = o_.steps, .loss = r.loss, .grad_norm = r.grad_norm, .lr = r.lr, .ms = ms,
+                      .tokens_per_s = tokens_per_s, .mfu = mfu(tokens_per_s), .tokens = tokens_per_step() * (k + 1),
+                      .skipped = r.skipped};
       rep.state_bytes = state_bytes_;
       rep.peak_activation_bytes = all_reduce_value(everyone_, tr_.peak_activation_bytes(), reduce_op::max);
       rep.peak_rss_bytes = all_reduce_value(everyone_, peak_rss_bytes(), reduce_op::max);  // largest rank's
@@ -227,6 +220,10 @@ class training_run {
                 {"text", bytes ? text : std::string()}});
   }
 
+  /// MFU = flops_per_token × tokens_per_s / (peak_flops_per_rank × world)
+  double mfu(double tokens_per_s) const {
+    return peak_flops_ > 0 ? flops_per_token(pd_.model) * tokens_per_s / (peak_flops_ * everyone_.size()) : 0.0;
+  }
   std::int64_t tokens_per_step() const { return static_cast<std::int64_t>(tr_.global_batch()) * pd_.model.seq; }
 
   plan_desc pd_;
