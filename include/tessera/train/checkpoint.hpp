@@ -144,6 +144,98 @@ inline void verify_file(const std::string& fp, const manifest_file& want, const 
     throw usage_error(cat("checkpoint file ", fp, " is damaged: ", b));
   }
 }
+/// The entries (param, exp_avg, exp_avg_sq of every stored box) of the slots this rank owns, and their
+/// manifest records. @pre tr.gather_state() was called.
+template <class Trainer>
+void shard_entries(Trainer& tr, const std::string& file, std::vector<st_entry>& entries, nlohmann::json& slices) {
+  const auto& ps = tr.store();
+  const auto& mt = tr.tensors();
+  const auto& owns = tr.owners();
+  for (std::size_t i = 0; i < ps.slots.size(); ++i) {
+    if (!owns[i]) continue;
+    const auto& s = ps.slots[i];
+    const auto sv = tr.slot_state(i);
+    check(sv.m && sv.v, "tessera internal: optimizer state of ", s.layout.name, " not available for the checkpoint");
+    for (const box& b : s.layout.boxes) {
+      const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
+      const std::int64_t rows = std::min(b.rows, ckpt_detail::stored_rows(g) - b.g_row);
+      if (rows <= 0) continue;  // all padding
+      for (int k = 0; k < 3; ++k) {
+        st_entry e;
+        e.name = cat(checkpoint_kinds[k], "/", g.name, "@", b.g_row, ",", b.g_col);
+        e.dtype = st_dtype::f32;
+        e.shape = {rows, b.cols};
+        e.bytes.resize(static_cast<std::size_t>(rows * b.cols) * 4);
+        float* out = reinterpret_cast<float*>(e.bytes.data());
+        const global_range stored{b.g_row, b.g_row + rows, b.g_col, b.g_col + b.cols};
+        for_each_element(b, s.layout.cols, stored, [&](std::int64_t r, std::int64_t c, std::size_t at) {
+          float x;
+          if (k == 0) x = sv.master ? static_cast<float>(sv.master[at]) : static_cast<float>(s.value[at]);
+          else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
+          out[(r - b.g_row) * b.cols + c - b.g_col] = x;
+        });
+        slices.push_back({{"tensor", g.name}, {"kind", checkpoint_kinds[k]}, {"file", file}, {"key", e.name},
+                          {"start", {b.g_row, b.g_col}}, {"shape", {rows, b.cols}}});
+        entries.push_back(std::move(e));
+      }
+    }
+  }
+}
+/// The manifest: what the run says (step, plan, world, `extra`) and every writer's record, checked to
+/// store every element of every tensor exactly once.
+inline nlohmann::ordered_json manifest_of(int step, std::int64_t adam_step, const nlohmann::json& plan, int world,
+                                          const nlohmann::json& extra, const model_tensors& mt,
+                                          const std::vector<std::string>& records) {
+  nlohmann::ordered_json man;
+  man["format"] = checkpoint_format;
+  man["version"] = checkpoint_version;
+  man["step"] = step;
+  man["adam_step"] = adam_step;
+  man["plan"] = plan;
+  man["world"] = world;
+  for (auto it = extra.begin(); it != extra.end(); ++it) man[it.key()] = *it;
+  nlohmann::ordered_json files = nlohmann::ordered_json::object(), tensors = nlohmann::ordered_json::object();
+  for (const auto& g : mt.tensors)
+    tensors[g.name] = {{"shape", {ckpt_detail::stored_rows(g), g.cols}}, {"dtype", "F32"},
+                       {"slices", nlohmann::ordered_json::array()}};
+  std::map<std::pair<std::string, std::string>, std::int64_t> covered;
+  for (const std::string& text : records) {
+    if (text.empty()) continue;
+    const auto rec = nlohmann::json::parse(text);
+    files[rec.at("file").get<std::string>()] = {{"bytes", rec.at("bytes")}, {"crc32", rec.at("crc32")}};
+    for (const auto& sl : rec.at("slices")) {
+      const std::string t = sl.at("tensor");
+      covered[{t, sl.at("kind")}] += sl.at("shape")[0].get<std::int64_t>() * sl.at("shape")[1].get<std::int64_t>();
+      nlohmann::ordered_json o = {{"kind", sl.at("kind")}, {"file", sl.at("file")}, {"key", sl.at("key")},
+                                  {"start", sl.at("start")}, {"shape", sl.at("shape")}};
+      tensors[t]["slices"].push_back(std::move(o));
+    }
+  }
+  for (const auto& g : mt.tensors)  // the one-owner rule stores every element exactly once
+    for (const char* k : checkpoint_kinds)
+      check(covered[{g.name, k}] == ckpt_detail::stored_rows(g) * g.cols, "tessera internal: checkpoint of ",
+            g.name, " (", k, ") holds ", covered[{g.name, k}], " elements, the tensor has ",
+            ckpt_detail::stored_rows(g) * g.cols);
+  man["files"] = std::move(files);
+  man["tensors"] = std::move(tensors);
+  return man;
+}
+/// Renames the finished temporary directory into place (replacing a previous save of the same step only
+/// now that the new one is whole) and syncs the parent directory.
+inline void publish(const std::string& tmp, const std::string& final_dir, const std::string& dir, int step) {
+  namespace fs = std::filesystem;
+  fsync_path(tmp, true);
+  if (fs::exists(final_dir)) {  // the same step saved before: replace it only now that the new one is whole
+    const std::string old = dir + "/." + step_dir_name(step) + ".old";
+    fs::remove_all(old);
+    fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    fs::remove_all(old);
+  } else {
+    fs::rename(tmp, final_dir);
+  }
+  fsync_path(dir, true);
+}
 }  // namespace ckpt_detail
 
 /// Writes DIR/step_<step>/ (collective over `world`). `extra` goes into the manifest as is (data-loader
@@ -182,35 +274,7 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
     const std::string file = fname;
     std::vector<st_entry> entries;
     nlohmann::json slices = nlohmann::json::array();
-    for (std::size_t i = 0; i < ps.slots.size(); ++i) {
-      if (!owns[i]) continue;
-      const auto& s = ps.slots[i];
-      const auto sv = tr.slot_state(i);
-      check(sv.m && sv.v, "tessera internal: optimizer state of ", s.layout.name, " not available for the checkpoint");
-      for (const box& b : s.layout.boxes) {
-        const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
-        const std::int64_t rows = std::min(b.rows, ckpt_detail::stored_rows(g) - b.g_row);
-        if (rows <= 0) continue;  // all padding
-        for (int k = 0; k < 3; ++k) {
-          st_entry e;
-          e.name = cat(checkpoint_kinds[k], "/", g.name, "@", b.g_row, ",", b.g_col);
-          e.dtype = st_dtype::f32;
-          e.shape = {rows, b.cols};
-          e.bytes.resize(static_cast<std::size_t>(rows * b.cols) * 4);
-          float* out = reinterpret_cast<float*>(e.bytes.data());
-          const global_range stored{b.g_row, b.g_row + rows, b.g_col, b.g_col + b.cols};
-          for_each_element(b, s.layout.cols, stored, [&](std::int64_t r, std::int64_t c, std::size_t at) {
-            float x;
-            if (k == 0) x = sv.master ? static_cast<float>(sv.master[at]) : static_cast<float>(s.value[at]);
-            else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
-            out[(r - b.g_row) * b.cols + c - b.g_col] = x;
-          });
-          slices.push_back({{"tensor", g.name}, {"kind", checkpoint_kinds[k]}, {"file", file}, {"key", e.name},
-                            {"start", {b.g_row, b.g_col}}, {"shape", {rows, b.cols}}});
-          entries.push_back(std::move(e));
-        }
-      }
-    }
+    ckpt_detail::shard_entries(tr, file, entries, slices);
     try {
       const st_written w = write_safetensors(tmp + "/" + file, entries, {{"format", checkpoint_format}});
       record = {{"file", file}, {"bytes", w.bytes}, {"crc32", w.crc32}, {"slices", std::move(slices)}};
@@ -226,50 +290,9 @@ std::string save_checkpoint(const std::string& dir, int step, Trainer& tr, const
 
   if (rank == 0) {
     try {
-      nlohmann::ordered_json man;
-      man["format"] = checkpoint_format;
-      man["version"] = checkpoint_version;
-      man["step"] = step;
-      man["adam_step"] = tr.adam_step();
-      man["plan"] = plan;
-      man["world"] = size;
-      for (auto it = extra.begin(); it != extra.end(); ++it) man[it.key()] = *it;
-      nlohmann::ordered_json files = nlohmann::ordered_json::object(), tensors = nlohmann::ordered_json::object();
-      for (const auto& g : mt.tensors)
-        tensors[g.name] = {{"shape", {ckpt_detail::stored_rows(g), g.cols}}, {"dtype", "F32"},
-                           {"slices", nlohmann::ordered_json::array()}};
-      std::map<std::pair<std::string, std::string>, std::int64_t> covered;
-      for (const std::string& text : records) {
-        if (text.empty()) continue;
-        const auto rec = nlohmann::json::parse(text);
-        files[rec.at("file").get<std::string>()] = {{"bytes", rec.at("bytes")}, {"crc32", rec.at("crc32")}};
-        for (const auto& sl : rec.at("slices")) {
-          const std::string t = sl.at("tensor");
-          covered[{t, sl.at("kind")}] += sl.at("shape")[0].get<std::int64_t>() * sl.at("shape")[1].get<std::int64_t>();
-          nlohmann::ordered_json o = {{"kind", sl.at("kind")}, {"file", sl.at("file")}, {"key", sl.at("key")},
-                                      {"start", sl.at("start")}, {"shape", sl.at("shape")}};
-          tensors[t]["slices"].push_back(std::move(o));
-        }
-      }
-      for (const auto& g : mt.tensors)  // the one-owner rule stores every element exactly once
-        for (const char* k : checkpoint_kinds)
-          check(covered[{g.name, k}] == ckpt_detail::stored_rows(g) * g.cols, "tessera internal: checkpoint of ",
-                g.name, " (", k, ") holds ", covered[{g.name, k}], " elements, the tensor has ",
-                ckpt_detail::stored_rows(g) * g.cols);
-      man["files"] = std::move(files);
-      man["tensors"] = std::move(tensors);
+      const nlohmann::ordered_json man = ckpt_detail::manifest_of(step, tr.adam_step(), plan, size, extra, mt, records);
       ckpt_detail::write_text_synced(tmp + "/manifest.json", man.dump(1));
-      fsync_path(tmp, true);
-      if (fs::exists(final_dir)) {  // the same step saved before: replace it only now that the new one is whole
-        const std::string old = dir + "/." + step_dir_name(step) + ".old";
-        fs::remove_all(old);
-        fs::rename(final_dir, old);
-        fs::rename(tmp, final_dir);
-        fs::remove_all(old);
-      } else {
-        fs::rename(tmp, final_dir);
-      }
-      fsync_path(dir, true);
+      ckpt_detail::publish(tmp, final_dir, dir, step);
     } catch (const usage_error& e) {
       err = cat("--save: ", e.what());
     } catch (const std::exception& e) {
