@@ -4,6 +4,8 @@
 // NCCL) comes too.
 #pragma once
 #include "tessera/comm/communicator.hpp"
+#include "tessera/comm/consensus.hpp"
+#include "tessera/comm/loopback.hpp"
 #include "tessera/comm/mesh_comms.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/comm/redistribute.hpp"
@@ -14,6 +16,7 @@
 #include "tessera/model/config.hpp"
 #include "tessera/model/params.hpp"
 #include "tessera/model/transformer.hpp"
+#include "tessera/optim/adamw.hpp"
 #include "tessera/ops/host.hpp"
 #include "tessera/schedule/schedule.hpp"
 #include "tessera/train/checkpoint.hpp"
@@ -21,6 +24,7 @@
 #include "tessera/train/plan.hpp"
 #include "tessera/train/train.hpp"
 #include "tessera/train/trainer.hpp"
+#include "tessera/train/training_run.hpp"
 #if defined(__CUDACC__)
 #include "tessera/comm/nccl.hpp"
 #include "tessera/core/cuda_system.hpp"
