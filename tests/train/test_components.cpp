@@ -89,7 +89,7 @@ TEST_CASE("slot sharing: Chimera places every model stage on two pipeline ranks;
   CHECK(ts::slot_holders(plain, "layers.3.attn.qkv.weight") == std::vector<int>{1});
   CHECK(ts::slot_holders(plain, "head") == std::vector<int>{1});  // (a head slot, were the embedding untied)
   CHECK(ts::slot_holders(plain, "embed") == std::vector<int>{0, 1});  // tied embedding: first and last stage
-  CHECK(ts::slot_holders(plain, "nonsense").empty());
+  CHECK(ts::slot_holders(plain, "final_norm.weight") == std::vector<int>{1});
 }
 
 TEST_CASE("pipeline programs: every (stage, microbatch) state is released once, after its last use") {
@@ -215,9 +215,12 @@ TEST_CASE("gradient buckets: unshared slots in arena order, cut by size or by un
   CHECK(covered == std::set<std::size_t>{1, 2, 3, 4});
   const auto of = ts::bucket_of_slots(by_size, 5);
   CHECK(of == std::vector<int>{-1, 0, 1, 1, 0});
-  CHECK(ts::unit_of("layers.12.mlp.up.weight") == "layers.12");
-  CHECK(ts::unit_of("pos") == "in");
-  CHECK(ts::unit_of("head") == "out");
+  CHECK(ts::unit_of_slot("layers.12.mlp.up.weight") == ts::slot_unit{ts::slot_unit::part::layer, 12, false});
+  CHECK(ts::unit_of_slot("pos") == ts::unit_of_slot("embed"));  // one unit: the input
+  CHECK(ts::unit_of_slot("embed").token_embedding);
+  CHECK(!ts::unit_of_slot("pos").token_embedding);
+  CHECK(ts::unit_of_slot("head") == ts::unit_of_slot("final_norm.weight"));
+  CHECK(!(ts::unit_of_slot("layers.1.x") == ts::unit_of_slot("layers.10.x")));
 }
 
 TEST_CASE("checkpoint step directories: \"step_\" and exactly 8 digits") {

@@ -51,6 +51,7 @@ struct param_store {
     const int f = find(l.name);
     if (f >= 0) return f;
     param_slot<T> s;
+    l.unit = unit_of_slot(l.name);
     s.layout = std::move(l);
     slots.push_back(std::move(s));
     return static_cast<int>(slots.size() - 1);

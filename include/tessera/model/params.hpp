@@ -64,8 +64,28 @@ void for_each_element(const box& b, std::int64_t slot_cols, F&& f) {
 /// How a slot's elements relate to other tensor-parallel ranks.
 enum class tp_role : std::uint8_t { sharded, replicated };
 
+/// The part of the model a slot belongs to: ZeRO-2/3's unit (reduced and gathered together), and what
+/// decides which pipeline stages use the slot (train/slot_sharing.hpp).
+struct slot_unit {
+  enum class part : std::uint8_t { input, layer, output };
+  part where = part::input;
+  int layer = -1;                ///< part::layer: the layer's index
+  bool token_embedding = false;  ///< the token embedding (with tied embeddings the last stage uses it too)
+  /// The same unit (the embedding and the positions are one unit: the input).
+  friend bool operator==(const slot_unit& a, const slot_unit& b) { return a.where == b.where && a.layer == b.layer; }
+};
+
+/// The unit of the slot named `name`: "embed" and "pos" the input, "layers.<i>.…" layer i, anything
+/// else (final norm, head) the output. The one place a slot's name is read for its place in the model.
+inline slot_unit unit_of_slot(const std::string& name) {
+  if (name == "embed" || name == "pos") return {slot_unit::part::input, -1, name == "embed"};
+  if (name.rfind("layers.", 0) == 0) return {slot_unit::part::layer, std::stoi(name.substr(7)), false};
+  return {slot_unit::part::output, -1, false};
+}
+
 struct slot_layout {
   std::string name;  ///< unique per model (e.g. "layers.3.attn.qkv.weight")
+  slot_unit unit;    ///< set from the name when the slot joins a param_store
   std::int64_t rows = 0, cols = 1;
   tp_role role = tp_role::sharded;
   bool decay = true;

@@ -10,7 +10,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
@@ -26,13 +25,6 @@ struct grad_bucket {
   std::int64_t shard_off = 0;        ///< ZeRO: where this rank's block starts in its shard buffers
 };
 
-/// The unit of a slot: "in" (embedding, positions), "layers.<i>", or "out" (final norm, head).
-inline std::string unit_of(const std::string& slot_name) {
-  if (slot_name == "embed" || slot_name == "pos") return "in";
-  if (slot_name.rfind("layers.", 0) == 0) return slot_name.substr(0, slot_name.find('.', 7));
-  return "out";
-}
-
 /// Buckets over the slots with shared[i] == false, in arena order.
 /// @pre the store is finalised with the unshared slots contiguous (checked); dp >= 1; cap >= 1.
 /// @post the buckets' ranges are disjoint, ascending, and cover every unshared slot exactly once.
@@ -45,10 +37,10 @@ std::vector<grad_bucket> make_buckets(const param_store<T>& store, const std::ve
   std::sort(order.begin(), order.end(),
             [&](std::size_t a, std::size_t b) { return store.slots[a].grad_offset < store.slots[b].grad_offset; });
   std::vector<grad_bucket> buckets;
-  std::string prev_unit;
+  slot_unit prev_unit;
   for (std::size_t i : order) {
-    const std::string unit = per_unit ? unit_of(store.slots[i].layout.name) : std::string();
-    if (buckets.empty() || (per_unit ? unit != prev_unit : buckets.back().count >= cap)) {
+    const slot_unit unit = store.slots[i].layout.unit;
+    if (buckets.empty() || (per_unit ? !(unit == prev_unit) : buckets.back().count >= cap)) {
       buckets.emplace_back();
       buckets.back().offset = store.slots[i].grad_offset;
     }

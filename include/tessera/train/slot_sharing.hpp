@@ -5,12 +5,13 @@
 // stage whose layer range holds i. A model stage is held by one pipeline rank — by two under Chimera
 // (its two pipelines place each stage on two ranks). A slot held by several pipeline ranks is *shared*:
 // its gradient is summed over them, its optimizer state is never sharded, and the first holder owns it
-// for the norm, checkpoints and exports. This is the one place slot names are read for that.
+// for the norm, checkpoints and exports. A slot's unit (model/params.hpp) says where it belongs.
 #pragma once
 #include <set>
 #include <string>
 #include <vector>
 
+#include "tessera/model/params.hpp"
 #include "tessera/schedule/schedule.hpp"
 #include "tessera/train/plan.hpp"
 
@@ -24,26 +25,27 @@ inline std::vector<int> stage_holders(const plan_desc& pd, int ms) {
   return {r.begin(), r.end()};
 }
 
-/// Whether model stage ms uses the slot named `name`.
-inline bool stage_uses(const plan_desc& pd, int ms, const std::string& name) {
+/// Whether model stage ms uses a slot of unit u.
+inline bool stage_uses(const plan_desc& pd, int ms, const slot_unit& u) {
   const int last = pd.model_stages - 1;
-  if (name == "embed") return ms == 0 || (pd.model.tied_embeddings && ms == last);
-  if (name == "pos") return ms == 0;
-  if (name.rfind("final_norm", 0) == 0 || name == "head") return ms == last;
-  if (name.rfind("layers.", 0) == 0) {
-    const int layer = std::stoi(name.substr(7));
-    return layer >= pd.layer_begin[ms] && layer < pd.layer_begin[ms + 1];
+  switch (u.where) {
+    case slot_unit::part::input: return ms == 0 || (u.token_embedding && pd.model.tied_embeddings && ms == last);
+    case slot_unit::part::layer: return u.layer >= pd.layer_begin[ms] && u.layer < pd.layer_begin[ms + 1];
+    case slot_unit::part::output: return ms == last;
   }
   return false;
 }
 
-/// The pipeline ranks that hold the slot named `name`, ascending (empty for an unknown name).
-inline std::vector<int> slot_holders(const plan_desc& pd, const std::string& name) {
+/// The pipeline ranks that hold a slot of unit u, ascending.
+inline std::vector<int> slot_holders(const plan_desc& pd, const slot_unit& u) {
   std::set<int> r;
   for (int ms = 0; ms < pd.model_stages; ++ms)
-    if (stage_uses(pd, ms, name))
+    if (stage_uses(pd, ms, u))
       for (int x : stage_holders(pd, ms)) r.insert(x);
   return {r.begin(), r.end()};
+}
+inline std::vector<int> slot_holders(const plan_desc& pd, const std::string& name) {
+  return slot_holders(pd, unit_of_slot(name));
 }
 
 /// Every distinct set of two or more pipeline ranks that share slots, in one order on every rank.

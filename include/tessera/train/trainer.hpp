@@ -272,7 +272,7 @@ class trainer {
     holders_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const auto& s = store_.slots[i];
-      holders_[i] = slot_holders(pd_, s.layout.name);
+      holders_[i] = slot_holders(pd_, s.layout.unit);
       const auto& h = holders_[i];
       check(!h.empty() && std::find(h.begin(), h.end(), pp_rank_) != h.end(), "tessera internal: slot ",
             s.layout.name, " has no holder");
@@ -324,7 +324,7 @@ class trainer {
   std::vector<std::size_t> slots_of_chunk(std::size_t c) const {
     std::vector<std::size_t> out;
     for (std::size_t i = 0; i < store_.slots.size(); ++i)
-      if (stage_uses(pd_, chunks_[c]->stage(), store_.slots[i].layout.name)) out.push_back(i);
+      if (stage_uses(pd_, chunks_[c]->stage(), store_.slots[i].layout.unit)) out.push_back(i);
     return out;
   }
   element_bytes bytes_per_element() const { return {sizeof(T), sizeof(A), !std::is_same_v<T, G>}; }
