@@ -139,8 +139,8 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
       err = e.what();
     }
   }
-  err = broadcast_string(world, err, 0);
-  if (!err.empty()) throw usage_error(cat("--export: ", err));
+  const std::string first = first_error(world, err);
+  if (!first.empty()) throw usage_error(cat("--export: ", first));
 }
 
 }  // namespace tessera

@@ -16,7 +16,6 @@
 #include "tessera/train/training_run.hpp"
 
 extern "C" void openblas_set_num_threads(int);
-extern "C" int openblas_get_parallel(void);  // 0 sequential, 1 pthreads, 2 OpenMP
 
 namespace tessera {
 

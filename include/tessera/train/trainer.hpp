@@ -82,7 +82,7 @@ class trainer {
 
   trainer(const plan_desc& pd, std::vector<action> program, const train_options& o, mesh_comms<Comm>& mc,
           const token_data& data)
-      : pd_(pd), program_(std::move(program)), o_(o), mc_(mc), data_(data), dp_rank_(mc.coord(axis::dp)),
+      : pd_(pd), program_(std::move(program)), adam_(adamw_of(o)), mc_(mc), data_(data), dp_rank_(mc.coord(axis::dp)),
         pp_rank_(mc.coord(axis::pp)), tp_rank_(mc.coord(axis::tp)),
         batch_(o.batch > 0 ? o.batch : pd.dp * pd.schedule.microbatches),
         d_(chunk_dims_of(pd, D, batch_, tp_rank_)), tensors_(make_model_tensors(pd.model, pd.vocab_padded)) {
@@ -150,13 +150,13 @@ class trainer {
     step_result r;
     r.loss = global_loss(loss);
     r.grad_norm = global_grad_norm();
-    r.lr = learning_rate(adamw_of(o_), k);
+    r.lr = learning_rate(adam_, k);
     if (!std::isfinite(r.grad_norm)) {
       r.skipped = true;
       return r;
     }
     ++adam_step_;
-    const auto p = step_params(adamw_of(o_), r.lr, adam_step_, clip_scale(r.grad_norm, o_.grad_clip));
+    const auto p = step_params(adam_, r.lr, adam_step_, clip_scale(r.grad_norm, adam_.grad_clip));
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (zero_->optimizer_sharded() && !shared_[i]) continue;  // updated shard by shard below
       auto& s = store_.slots[i];
@@ -352,7 +352,7 @@ class trainer {
 
   plan_desc pd_;
   pipeline_program program_;
-  train_options o_;
+  adamw_config adam_;  ///< the optimizer's part of the options
   mesh_comms<Comm>& mc_;
   const token_data& data_;
   int dp_rank_ = 0, pp_rank_ = 0, tp_rank_ = 0;
