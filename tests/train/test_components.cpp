@@ -72,7 +72,7 @@ TEST_CASE("optimizer rules: warmup then cosine, clipping factor, sum of squares"
     g[i] = 0.001f * static_cast<float>(i) - 0.3f;
     want += static_cast<double>(g[i]) * g[i];
   }
-  CHECK(ts::sum_of_squares(g.data(), static_cast<std::int64_t>(g.size())) == doctest::Approx(want).epsilon(1e-12));
+  CHECK(ts::ops::sum_of_squares(ts::host_system{}, g.data(), static_cast<std::int64_t>(g.size())) == doctest::Approx(want).epsilon(1e-12));
   const auto p = ts::step_params(c, 0.5, 7, 0.25);
   CHECK(p.lr == 0.5f);
   CHECK(p.step == 7);

@@ -43,7 +43,7 @@ std::pair<double, std::int64_t> one_step(int stage) {
   store.finalise({0, 1, 2, 3});  // shared slots last, as the trainer arranges them
   for (std::size_t i = 0; i < store.slots.size(); ++i) {
     auto& s = store.slots[i];
-    for (int j = 0; j < s.numel(); ++j) s.value[static_cast<std::size_t>(j)] = initial(i, j);
+    for (int j = 0; j < s.numel(); ++j) s.value.data()[j] = initial(i, j);
     s.m.assign(s.value.size(), 0);
     s.v.assign(s.value.size(), 0);
   }
@@ -60,7 +60,7 @@ std::pair<double, std::int64_t> one_step(int stage) {
   sync.begin_step();
   auto write_grads = [&](std::size_t i) {
     auto& s = store.slots[i];
-    for (int j = 0; j < s.numel(); ++j) s.grad[static_cast<std::size_t>(j)] += grad(me, i, j);
+    for (int j = 0; j < s.numel(); ++j) s.grad.data()[j] += grad(me, i, j);
   };
   if (zero.grads_sharded()) {  // what a chunk's backward does: a unit's gradients between grad_begin and grad_end
     for (const auto& b : buckets) {
@@ -96,7 +96,7 @@ std::pair<double, std::int64_t> one_step(int stage) {
     }
     ts::ops::adamw_step(ts::host_system{}, w.data(), static_cast<float*>(nullptr), g.data(), m.data(), v.data(), n, p, true);
     for (int j = 0; j < n; ++j)
-      worst = std::max(worst, std::abs(double(store.slots[i].value[static_cast<std::size_t>(j)]) - w[static_cast<std::size_t>(j)]));
+      worst = std::max(worst, std::abs(double(store.slots[i].value.data()[j]) - w[static_cast<std::size_t>(j)]));
     const auto st = zero.slot_state(i);
     if (me == 0 || shared[i] || !zero.optimizer_sharded()) {
       REQUIRE(st.m != nullptr);

@@ -5,6 +5,15 @@
 //   S::data(buf)                          raw pointer into it
 //   S::for_each_index(n, f)               f(i) for i in [0, n), possibly in parallel; f is TS_HD
 //   S::fill(p, n, value)                  p[0, n) = value, by all threads in contiguous pieces
+//   S::copy(dst, src, n)                  n elements within the system's memory
+//   S::to_host(h, p, n), S::from_host(p, h, n)   between the system's memory and the host's
+//   S::host_accessible                    whether host code may touch the system's memory directly
+//                                         (when false it goes through a host_mirror, core/host_mirror.hpp)
+//   S::event, S::record(e), S::wait(e)    ordering of work between streams (no-ops on the host, which
+//                                         runs everything in program order)
+//   S::synchronize()                      all work issued so far is complete
+// A buffer<T> owns its elements and offers construction with n elements, data(), size(), capacity(),
+// empty(), assign(n, value), resize(n), swap and copies — never element access, which only the host could do.
 // Kernels written as TS_HD functors run unchanged on host_system and cuda_system.
 #pragma once
 #include <algorithm>
@@ -17,6 +26,7 @@ namespace tessera {
 
 struct host_system {
   static constexpr const char* name = "host";
+  static constexpr bool host_accessible = true;
   template <class T>
   using buffer = std::vector<T>;
 
@@ -46,7 +56,29 @@ struct host_system {
 #endif
     for (std::int64_t b = 0; b < pieces; ++b) std::fill(p + b * piece, p + std::min(n, (b + 1) * piece), value);
   }
+  template <class T>
+  static void copy(T* dst, const T* src, std::int64_t n) {
+    if (n > 0) std::copy_n(src, n, dst);
+  }
+  template <class T>
+  static void to_host(T* host, const T* p, std::int64_t n) { copy(host, p, n); }
+  template <class T>
+  static void from_host(T* p, const T* host, std::int64_t n) { copy(p, host, n); }
+
+  struct event {};
+  static void record(event&) {}
+  static void wait(const event&) {}
   static void synchronize() {}
 };
+
+/// The owning storage of system S for elements of type T.
+template <class S, class T>
+using buffer_of = typename S::template buffer<T>;
+
+/// n elements, all T{}, unless the buffer already holds n (then it is left as it is).
+template <class B>
+void resize(B& b, std::int64_t n) {
+  if (static_cast<std::int64_t>(b.size()) != n) b.assign(static_cast<std::size_t>(n), typename B::value_type{});
+}
 
 }  // namespace tessera

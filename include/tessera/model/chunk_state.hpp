@@ -1,10 +1,12 @@
 // tessera/model/chunk_state.hpp — the sizes a rank's chunks share (chunk_dims) and what one
-// (chunk, microbatch) keeps between its forward and its backward (mb_state, one layer_cache per layer).
+// (chunk, microbatch) keeps between its forward and its backward (mb_state, one layer_cache per layer),
+// in buffers of the system S that runs the chunk.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "tessera/core/host_system.hpp"
 #include "tessera/model/config.hpp"
 #include "tessera/ops/host.hpp"
 
@@ -25,12 +27,12 @@ struct chunk_dims {
 };
 
 /// What one (chunk, microbatch) keeps between its forward and its backward.
-template <class T>
+template <class T, class S = host_system>
 struct layer_cache {
   using A = ops::acc_t<T>;
-  std::vector<T> h1, g1, qkv, att, x_mid, h2, g2, up, act;
-  std::vector<A> mean1, rstd1, lse, mean2, rstd2;
-  std::vector<T> d_down, d_up, d_proj, dqkv;  // kept for a deferred weight-gradient pass (W)
+  buffer_of<S, T> h1, g1, qkv, att, x_mid, h2, g2, up, act;
+  buffer_of<S, A> mean1, rstd1, lse, mean2, rstd2;
+  buffer_of<S, T> d_down, d_up, d_proj, dqkv;  // kept for a deferred weight-gradient pass (W)
   /// Bytes held (capacity) — what the activation accounting counts.
   std::int64_t bytes() const {
     std::int64_t n = 0;
@@ -40,15 +42,15 @@ struct layer_cache {
     return n;
   }
 };
-template <class T>
+template <class T, class S = host_system>
 struct mb_state {
   using A = ops::acc_t<T>;
-  std::vector<std::vector<T>> xs;  ///< residual stream at each layer boundary (xs[0] = chunk input)
-  std::vector<layer_cache<T>> layers;
-  std::vector<T> hf, gf, logits;   ///< head
-  std::vector<A> meanf, rstdf, lse, loss;
-  std::vector<T> dx;               ///< gradient of the chunk input (to send back)
-  std::vector<T> dy;               ///< gradient of the chunk output (received)
+  std::vector<buffer_of<S, T>> xs;  ///< residual stream at each layer boundary (xs[0] = chunk input)
+  std::vector<layer_cache<T, S>> layers;
+  buffer_of<S, T> hf, gf, logits;   ///< head
+  buffer_of<S, A> meanf, rstdf, lse, loss;
+  buffer_of<S, T> dx;               ///< gradient of the chunk input (to send back)
+  buffer_of<S, T> dy;               ///< gradient of the chunk output (received)
   std::vector<std::function<void()>> deferred;  ///< weight-gradient work of a split backward
   std::int64_t bytes() const {
     std::int64_t n = 0;
@@ -58,13 +60,9 @@ struct mb_state {
     for (const auto* v : {&meanf, &rstdf, &lse, &loss}) n += static_cast<std::int64_t>(v->capacity() * sizeof(A));
     return n;
   }
-  const std::int32_t* tokens = nullptr;
-  const std::int32_t* targets = nullptr;
+  const std::int32_t* tokens = nullptr;   ///< in S's memory
+  const std::int32_t* targets = nullptr;  ///< in S's memory
   double loss_sum = 0;
 };
-
-template <class T> inline void resize(std::vector<T>& v, std::int64_t n) {
-  if (static_cast<std::int64_t>(v.size()) != n) v.assign(static_cast<std::size_t>(n), T{});
-}
 
 }  // namespace tessera

@@ -2,6 +2,8 @@
 // tensors' pieces, with its gradient and, for the optimizer, moments and fp32 masters), kept in two arenas
 // (values, gradients) so that gradient buckets and ZeRO's shards are contiguous ranges; and the hooks a
 // chunk calls so that ZeRO-2/3 can move a unit's gradients and parameters around its use.
+// Everything lives in the memory of the system `System` (buffers of System); the host writes the initial
+// values through a host_mirror.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -9,39 +11,40 @@
 #include <vector>
 
 #include "tessera/core/error.hpp"
+#include "tessera/core/host_mirror.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/model/params.hpp"
 #include "tessera/ops/host.hpp"
 
 namespace tessera {
 
-/// A contiguous piece of a larger buffer (a slot's gradient in the store's gradient arena).
+/// A contiguous piece of a larger buffer in a system's memory (a slot's gradient in the store's gradient
+/// arena): where it is and how long, no element access (that is the host_mirror's job).
 template <class E>
 struct buffer_view {
   E* ptr = nullptr;
   std::size_t n = 0;
   E* data() const { return ptr; }
   std::size_t size() const { return n; }
-  E* begin() const { return ptr; }
-  E* end() const { return ptr + n; }
-  E& operator[](std::size_t i) const { return ptr[i]; }
 };
 
 /// One local parameter buffer with its gradient (and, for the optimizer, moments and master copy).
-template <class T>
+template <class T, class System = host_system>
 struct param_slot {
   using G = ops::grad_t<T>;
   slot_layout layout;
   buffer_view<T> value;        ///< in param_store::value_arena (valid after finalise)
   buffer_view<G> grad;         ///< in param_store::grad_arena (valid after finalise)
   std::int64_t grad_offset = 0;  ///< where value and grad start in their arenas
-  std::vector<G> m, v, master;
+  buffer_of<System, G> m, v, master;
   std::int64_t numel() const { return layout.numel(); }
 };
 
-template <class T>
+template <class T, class System = host_system>
 struct param_store {
-  std::vector<param_slot<T>> slots;
+  using system = System;
+  using slot = param_slot<T, System>;
+  std::vector<slot> slots;
   int find(const std::string& name) const {
     for (std::size_t i = 0; i < slots.size(); ++i)
       if (slots[i].layout.name == name) return static_cast<int>(i);
@@ -50,7 +53,7 @@ struct param_store {
   int get_or_add(slot_layout l) {
     const int f = find(l.name);
     if (f >= 0) return f;
-    param_slot<T> s;
+    slot s;
     l.unit = unit_of_slot(l.name);
     s.layout = std::move(l);
     slots.push_back(std::move(s));
@@ -58,8 +61,8 @@ struct param_store {
   }
   /// All values and all gradients each in one arena, slots in `order` (so gradient buckets, and ZeRO's
   /// shards of them, are contiguous ranges of both).
-  std::vector<T> value_arena;
-  std::vector<ops::grad_t<T>> grad_arena;
+  buffer_of<System, T> value_arena;
+  buffer_of<System, ops::grad_t<T>> grad_arena;
   void finalise(const std::vector<std::size_t>& order) {
     check(order.size() == slots.size(), "tessera internal: finalise needs every slot once");
     std::int64_t n = 0;
@@ -77,19 +80,24 @@ struct param_store {
   /// Initial values from (seed, global tensor, global element) only: the same numbers on every layout
   /// (and into the fp32 master copies, where a slot has them).
   void initialise(const model_tensors& mt, std::uint64_t seed) {
-    for (auto& s : slots)
+    for (auto& s : slots) {
+      auto value = mirror_of<System>(s.value);
+      auto master = mirror_of<System>(s.master);
       for (const box& b : s.layout.boxes) {
         const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
         const std::uint64_t h = init_detail::name_hash(g.name);
         for_each_element(b, s.layout.cols, [&](std::int64_t r, std::int64_t c, std::size_t k) {
           const double x = init_value(g, seed, h, r, c);
-          s.value[k] = ops::store<T>(x);
-          if (!s.master.empty()) s.master[k] = static_cast<ops::grad_t<T>>(x);
+          value[k] = ops::store<T>(x);
+          if (!master.empty()) master[k] = static_cast<ops::grad_t<T>>(x);
         });
       }
+      value.commit();
+      master.commit();
+    }
   }
   void zero_grads() {
-    host_system::fill(grad_arena.data(), static_cast<std::int64_t>(grad_arena.size()), ops::grad_t<T>(0));
+    System::fill(grad_arena.data(), static_cast<std::int64_t>(grad_arena.size()), ops::grad_t<T>(0));
   }
 };
 

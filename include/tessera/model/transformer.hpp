@@ -1,6 +1,8 @@
 // tessera/model/transformer.hpp — one rank's share of the transformer: its parameter slots and the
 // forward/backward of a pipeline chunk (embedding?, layers [l0, l1), head+loss?) with Megatron tensor
-// parallelism and, optionally, sequence parallelism, on the host backend.
+// parallelism and, optionally, sequence parallelism, on the system `System` (host_system, cuda_system):
+// every buffer is the system's, every operator is called with the system as its first argument, and the
+// host reads nothing of the chunk's memory except through a host_mirror (the loss of a microbatch).
 //
 // Tensor parallelism (Megatron-LM): q|k|v and MLP up(|gate) are column-parallel (heads and ffn split
 // over tp), the attention output and MLP down projections are row-parallel (partial sums reduced over
@@ -16,9 +18,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
+#include "tessera/core/host_mirror.hpp"
+#include "tessera/core/host_system.hpp"
 #include "tessera/model/config.hpp"
 #include "tessera/model/chunk_state.hpp"
 #include "tessera/model/param_store.hpp"
@@ -29,13 +34,17 @@ namespace tessera {
 
 /// A pipeline chunk: model stage `stage`, layers [l0, l1), with the embedding on the first stage and the
 /// final norm, head and loss on the last.
-template <class T, int D, class Comm>
+template <class T, int D, class Comm, class System = host_system>
 class chunk {
  public:
   using A = ops::acc_t<T>;
   using G = ops::grad_t<T>;
+  using state = mb_state<T, System>;
+  using cache = layer_cache<T, System>;
+  using tbuf = buffer_of<System, T>;
+  using abuf = buffer_of<System, A>;
 
-  chunk(const model_desc& m, const chunk_dims& d, param_store<T>& ps, const model_tensors& mt, int stage, int l0,
+  chunk(const model_desc& m, const chunk_dims& d, param_store<T, System>& ps, const model_tensors& mt, int stage, int l0,
         int l1, bool first, bool last, Comm& tp_comm)
       : m_(m), d_(d), ps_(ps), tp_(tp_comm), stage_(stage), l0_(l0), l1_(l1), first_(first), last_(last) {
     static_assert(D > 0, "head size must be positive");
@@ -74,7 +83,13 @@ class chunk {
       head_ = m.tied_embeddings ? ps.get_or_add(row_shards(mt, "embed", {"embed"}, t, k))
                                 : ps.get_or_add(row_shards(mt, "head", {"head"}, t, k));
     }
-    if (m.position == position::rope) rope_ = ops::rope_table<A>(m.seq, D, m.rope_theta);
+    if (m.position == position::rope) {  // the table is made on the host and kept in the system's memory
+      const auto rope = ops::rope_table<A>(m.seq, D, m.rope_theta);
+      for (auto [dst, src] : {std::pair{&rope_cos_, &rope.cos}, std::pair{&rope_sin_, &rope.sin}}) {
+        resize(*dst, static_cast<std::int64_t>(src->size()));
+        System::from_host(dst->data(), src->data(), static_cast<std::int64_t>(src->size()));
+      }
+    }
     auto ids = [](std::initializer_list<int> l) {
       std::vector<int> v;
       for (int x : l)
@@ -97,7 +112,7 @@ class chunk {
 
   /// Forward of one microbatch: input in st.xs[0] (unless first), output in st.xs.back() (unless last,
   /// where the summed token loss is in st.loss_sum).
-  void forward(mb_state<T>& st) {
+  void forward(state& st) {
     const std::int64_t n_act = act_numel();
     st.xs.resize(layers_.size() + 1);
     for (auto& x : st.xs) resize(x, n_act);
@@ -123,8 +138,8 @@ class chunk {
   /// Backward: with `split`, only input gradients now and the weight-gradient GEMMs queued in
   /// st.deferred (run by weight_backward). The gradient of the output is st.dy (unless last); the
   /// gradient of the input lands in st.dx (unless first).
-  void backward(mb_state<T>& st, bool split, G loss_scale) {
-    std::vector<T> cur;  // gradient flowing down the residual stream
+  void backward(state& st, bool split, G loss_scale) {
+    tbuf cur;  // gradient flowing down the residual stream
     resize(cur, act_numel());
     if (last_) {
       unit_acquire(out_slots_, -1);
@@ -133,9 +148,9 @@ class chunk {
       unit_release(out_slots_);
       unit_grad_end(out_slots_, split, st.deferred);
     } else {
-      std::copy(st.dy.begin(), st.dy.end(), cur.begin());
+      System::copy(cur.data(), st.dy.data(), static_cast<std::int64_t>(st.dy.size()));
     }
-    std::vector<T> nxt;
+    tbuf nxt;
     resize(nxt, act_numel());
     for (std::size_t i = layers_.size(); i-- > 0;) {
       unit_acquire(layer_ids_[i], -1);
@@ -155,7 +170,7 @@ class chunk {
       st.dx = std::move(cur);
     }
   }
-  void weight_backward(mb_state<T>& st) {
+  void weight_backward(state& st) {
     for (auto& f : st.deferred) f();
     st.deferred.clear();
     for (auto& c : st.layers) drop_after_backward(c);
@@ -177,13 +192,13 @@ class chunk {
     if (split) deferred.emplace_back([h = hooks_, ids] { h->grad_end(ids); });
     else hooks_->grad_end(ids);
   }
-  param_slot<T>& P(int i) { return ps_.slots[static_cast<std::size_t>(i)]; }
+  param_slot<T, System>& P(int i) { return ps_.slots[static_cast<std::size_t>(i)]; }
   const T* W(int i) { return i < 0 ? nullptr : P(i).value.data(); }
   G* dW(int i) { return i < 0 ? nullptr : P(i).grad.data(); }
 
   // ---- tp communication of activations --------------------------------------------------------------
   /// Partial sums [R×C] → this rank's rows: all-reduce (replicated) or reduce-scatter (sequence parallel).
-  void reduce_rows(std::vector<T>& partial, std::vector<T>& out) {
+  void reduce_rows(tbuf& partial, tbuf& out) {
     const std::int64_t C = d_.C;
     if (d_.tp == 1) { out.swap(partial); resize(partial, d_.R * C); return; }
     const prof::scope p(d_.sp ? "tp reduce-scatter" : "tp all-reduce");
@@ -197,35 +212,29 @@ class chunk {
     }
   }
   /// This rank's rows → all rows (sequence parallel), or the rows themselves.
-  const T* gather_rows(const std::vector<T>& local, std::vector<T>& full) {
+  const T* gather_rows(const tbuf& local, tbuf& full) {
     if (!d_.sp) return local.data();
     const prof::scope p("tp all-gather");
     resize(full, d_.R * d_.C);
     all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
     return full.data();
   }
-  void add_bias_rows(T* x, const T* b, std::int64_t rows, std::int64_t C) {
-    if (!b) return;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < C; ++c) x[r * C + c] = ops::store<T>(ops::load(x[r * C + c]) + ops::load(b[c]));
-  }
-  void norm_forward(int w, int bsl, const T* x, T* y, std::vector<A>& mean, std::vector<A>& rstd, std::int64_t rows) {
+  void norm_forward(int w, int bsl, const T* x, T* y, abuf& mean, abuf& rstd, std::int64_t rows) {
     resize(rstd, rows);
     if (m_.norm == norm::layernorm) {
       resize(mean, rows);
-      ops::layernorm_forward(host_system{}, x, W(w), W(bsl), rows, d_.C, m_.norm_eps, y, mean.data(), rstd.data());
+      ops::layernorm_forward(System{}, x, W(w), W(bsl), rows, d_.C, m_.norm_eps, y, mean.data(), rstd.data());
     } else {
-      ops::rmsnorm_forward(host_system{}, x, W(w), rows, d_.C, m_.norm_eps, y, rstd.data());
+      ops::rmsnorm_forward(System{}, x, W(w), rows, d_.C, m_.norm_eps, y, rstd.data());
     }
   }
-  void norm_backward(int w, int bsl, const T* dy, const T* x, const std::vector<A>& mean, const std::vector<A>& rstd,
+  void norm_backward(int w, int bsl, const T* dy, const T* x, const abuf& mean, const abuf& rstd,
                      std::int64_t rows, T* dx_accum) {
     if (m_.norm == norm::layernorm)
-      ops::layernorm_backward(host_system{}, dy, x, W(w), mean.data(), rstd.data(), rows, d_.C, dx_accum, dW(w),
+      ops::layernorm_backward(System{}, dy, x, W(w), mean.data(), rstd.data(), rows, d_.C, dx_accum, dW(w),
                               dW(bsl), true);
     else
-      ops::rmsnorm_backward(host_system{}, dy, x, W(w), rstd.data(), rows, d_.C, dx_accum, dW(w), true);
+      ops::rmsnorm_backward(System{}, dy, x, W(w), rstd.data(), rows, d_.C, dx_accum, dW(w), true);
   }
   /// Positions of this rank's rows: local row n is global row row0 + n of the microbatch.
   template <class F>
@@ -241,67 +250,67 @@ class chunk {
   }
 
   // ---- embedding -------------------------------------------------------------------------------------
-  void embed_forward(mb_state<T>& st) {
+  void embed_forward(state& st) {
     resize(tmp_R_, d_.R * d_.C);
-    ops::embedding_forward(host_system{}, st.tokens, d_.R, W(embed_), d_.V, d_.v0, d_.C, tmp_R_.data());
+    ops::embedding_forward(System{}, st.tokens, d_.R, W(embed_), d_.V, d_.v0, d_.C, tmp_R_.data());
     reduce_rows(tmp_R_, st.xs[0]);
     if (pos_ >= 0)
       for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
-        ops::add_position_embedding(host_system{}, W(pos_), len, len, d_.C, t, st.xs[0].data() + n * d_.C);
+        ops::add_position_embedding(System{}, W(pos_), len, len, d_.C, t, st.xs[0].data() + n * d_.C);
       });
   }
-  void embed_backward(mb_state<T>& st, std::vector<T>& dx) {
-    std::vector<T> full;
+  void embed_backward(state& st, tbuf& dx) {
+    tbuf full;
     const T* g = gather_rows(dx, full);
-    ops::embedding_backward(host_system{}, st.tokens, d_.R, g, d_.V, d_.v0, d_.C, dW(embed_));
+    ops::embedding_backward(System{}, st.tokens, d_.R, g, d_.V, d_.v0, d_.C, dW(embed_));
     if (pos_ >= 0)
       for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
-        ops::position_embedding_backward(host_system{}, dx.data() + n * d_.C, len, len, d_.C, t, dW(pos_));
+        ops::position_embedding_backward(System{}, dx.data() + n * d_.C, len, len, d_.C, t, dW(pos_));
       });
   }
 
   // ---- one transformer layer ----------------------------------------------------------------------------
-  void layer_forward(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x, std::vector<T>& out) {
+  void layer_forward(const layer_slots& s, cache& c, const tbuf& x, tbuf& out) {
     const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
     resize(c.h1, Rl * C);
     norm_forward(s.norm1_w, s.norm1_b, x.data(), c.h1.data(), c.mean1, c.rstd1, Rl);
     const T* g1 = gather_rows(c.h1, c.g1);
     resize(c.qkv, R * d_.QKV);
-    ops::linear_forward(host_system{}, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.QKV, c.qkv.data());
+    ops::linear_forward(System{}, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.QKV, c.qkv.data());
     if (m_.position == position::rope) {
-      ops::rope_forward(host_system{}, c.qkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_.cos.data(), rope_.sin.data());
-      ops::rope_forward(host_system{}, c.qkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_.cos.data(),
-                        rope_.sin.data());
+      ops::rope_forward(System{}, c.qkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_cos_.data(), rope_sin_.data());
+      ops::rope_forward(System{}, c.qkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_cos_.data(),
+                        rope_sin_.data());
     }
     attention_core(c);
     resize(tmp_R_, R * C);
-    ops::linear_forward(host_system{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.Hq * D, C,
+    ops::linear_forward(System{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.Hq * D, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
-    add_bias_rows(tmp_l_.data(), W(s.o_b), Rl, C);
+    ops::add_bias_rows(System{}, tmp_l_.data(), W(s.o_b), Rl, C);
     resize(c.x_mid, Rl * C);
-    ops::add(host_system{}, x.data(), tmp_l_.data(), Rl * C, c.x_mid.data());
+    ops::add(System{}, x.data(), tmp_l_.data(), Rl * C, c.x_mid.data());
     resize(c.h2, Rl * C);
     norm_forward(s.norm2_w, s.norm2_b, c.x_mid.data(), c.h2.data(), c.mean2, c.rstd2, Rl);
     const T* g2 = gather_rows(c.h2, c.g2);
     resize(c.up, R * d_.U);
-    ops::linear_forward(host_system{}, g2, W(s.up_w), W(s.up_b), R, C, d_.U, c.up.data());
+    ops::linear_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.U, c.up.data());
     resize(c.act, R * d_.F);
     if (m_.mlp == mlp::swiglu)
-      ops::swiglu_forward(host_system{}, c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.act.data());
+      ops::swiglu_forward(System{}, c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.act.data());
     else
-      ops::gelu_forward(host_system{}, c.up.data(), R * d_.F, c.act.data());
-    ops::linear_forward(host_system{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.F, C,
+      ops::gelu_forward(System{}, c.up.data(), R * d_.F, c.act.data());
+    ops::linear_forward(System{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.F, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
-    add_bias_rows(tmp_l_.data(), W(s.down_b), Rl, C);
-    ops::add(host_system{}, c.x_mid.data(), tmp_l_.data(), Rl * C, out.data());
+    ops::add_bias_rows(System{}, tmp_l_.data(), W(s.down_b), Rl, C);
+    ops::add(System{}, c.x_mid.data(), tmp_l_.data(), Rl * C, out.data());
   }
 
   // ---- activation recompute ----------------------------------------------------------------------------
   template <class V> static void release(V& v) { V().swap(v); }
   /// After a layer's forward: free what the backward will recompute.
-  void drop_recomputed(layer_cache<T>& c) {
+  void drop_recomputed(cache& c) {
     if (d_.recompute == recompute_kind::none) return;
     release(c.att);
     release(c.lse);
@@ -311,14 +320,14 @@ class chunk {
   }
   /// After a layer's backward is complete (its weight gradients too): with recompute on, free the whole
   /// cache at once instead of keeping it until the microbatch ends, so recomputed layers do not pile up.
-  void drop_after_backward(layer_cache<T>& c) {
+  void drop_after_backward(cache& c) {
     if (d_.recompute == recompute_kind::none) return;
-    c = layer_cache<T>{};
+    c = cache{};
   }
   /// Before a layer's backward: rebuild what drop_recomputed freed, with the forward's own code (so the
   /// values are the forward's, bit for bit; the tp collectives of a full recompute run again, in the same
   /// order on every tp rank).
-  void recompute(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x) {
+  void recompute(const layer_slots& s, cache& c, const tbuf& x) {
     if (d_.recompute == recompute_kind::full) {
       resize(recompute_out_, d_.Rl * d_.C);
       layer_forward(s, c, x, recompute_out_);
@@ -327,87 +336,87 @@ class chunk {
     }
   }
   /// softmax(q·kᵀ·scale + mask)·v of one layer from its q|k|v (after RoPE): c.att and c.lse.
-  void attention_core(layer_cache<T>& c) {
+  void attention_core(cache& c) {
     resize(c.att, d_.R * d_.Hq * D);
     resize(c.lse, d_.b * d_.Hq * d_.T);
-    ops::attention_forward<D>(host_system{}, c.qkv.data(), c.qkv.data() + d_.Hq * D, c.qkv.data() + (d_.Hq + d_.Hkv) * D,
+    ops::attention_forward<D>(System{}, c.qkv.data(), c.qkv.data() + d_.Hq * D, c.qkv.data() + (d_.Hq + d_.Hkv) * D,
                               c.att.data(), c.lse.data(), attn_shape(), attn_scale());
   }
 
-  void layer_backward(const layer_slots& s, layer_cache<T>& c, const std::vector<T>& x, const std::vector<T>& dy,
-                      std::vector<T>& dx, bool split, std::vector<std::function<void()>>& deferred) {
+  void layer_backward(const layer_slots& s, cache& c, const tbuf& x, const tbuf& dy,
+                      tbuf& dx, bool split, std::vector<std::function<void()>>& deferred) {
     const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
     // MLP down (row-parallel): the output gradient, all rows.
     copy_gathered(dy, c.d_down);
-    std::vector<T> d_act;
+    tbuf d_act;
     resize(d_act, R * d_.F);
-    ops::linear_backward(host_system{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, d_act.data(),
+    ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, d_act.data(),
                          static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(host_system{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, static_cast<T*>(nullptr),
+      ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, static_cast<T*>(nullptr),
                            dW(s.down_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_down, s.down_b);
     });
     resize(c.d_up, R * d_.U);
     if (m_.mlp == mlp::swiglu)
-      ops::swiglu_backward(host_system{}, d_act.data(), c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.d_up.data(),
+      ops::swiglu_backward(System{}, d_act.data(), c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.d_up.data(),
                            c.d_up.data() + d_.F);
     else
-      ops::gelu_backward(host_system{}, d_act.data(), c.up.data(), R * d_.F, c.d_up.data());
+      ops::gelu_backward(System{}, d_act.data(), c.up.data(), R * d_.F, c.d_up.data());
     resize(tmp_R_, R * C);
-    ops::linear_backward(host_system{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
+    ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
                          tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(host_system{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
+      ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
                            static_cast<T*>(nullptr), dW(s.up_w), dW(s.up_b));
     });
     reduce_rows(tmp_R_, tmp_l_);
-    std::vector<T> dmid(dy);
+    tbuf dmid(dy);
     norm_backward(s.norm2_w, s.norm2_b, tmp_l_.data(), c.x_mid.data(), c.mean2, c.rstd2, Rl, dmid.data());
     // attention output (row-parallel)
     copy_gathered(dmid, c.d_proj);
-    std::vector<T> d_att;
+    tbuf d_att;
     resize(d_att, R * d_.Hq * D);
-    ops::linear_backward(host_system{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, d_att.data(),
+    ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, d_att.data(),
                          static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(host_system{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, static_cast<T*>(nullptr),
+      ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, static_cast<T*>(nullptr),
                            dW(s.o_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_proj, s.o_b);
     });
     resize(c.dqkv, R * d_.QKV);
-    ops::attention_backward<D>(host_system{}, d_att.data(), c.qkv.data(), c.qkv.data() + d_.Hq * D,
+    ops::attention_backward<D>(System{}, d_att.data(), c.qkv.data(), c.qkv.data() + d_.Hq * D,
                                c.qkv.data() + (d_.Hq + d_.Hkv) * D, c.att.data(), c.lse.data(), attn_shape(),
                                attn_scale(), c.dqkv.data(), c.dqkv.data() + d_.Hq * D,
                                c.dqkv.data() + (d_.Hq + d_.Hkv) * D);
     if (m_.position == position::rope) {
-      ops::rope_backward(host_system{}, c.dqkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_.cos.data(), rope_.sin.data());
-      ops::rope_backward(host_system{}, c.dqkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_.cos.data(),
-                         rope_.sin.data());
+      ops::rope_backward(System{}, c.dqkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_cos_.data(), rope_sin_.data());
+      ops::rope_backward(System{}, c.dqkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_cos_.data(),
+                         rope_sin_.data());
     }
-    ops::linear_backward(host_system{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
+    ops::linear_backward(System{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
                          d_.QKV, tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(host_system{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
+      ops::linear_backward(System{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
                            d_.QKV, static_cast<T*>(nullptr), dW(s.qkv_w), dW(s.qkv_b));
     });
     reduce_rows(tmp_R_, tmp_l_);
-    std::copy(dmid.begin(), dmid.end(), dx.begin());
+    System::copy(dx.data(), dmid.data(), static_cast<std::int64_t>(dmid.size()));
     norm_backward(s.norm1_w, s.norm1_b, tmp_l_.data(), x.data(), c.mean1, c.rstd1, Rl, dx.data());
   }
 
   /// Column sums of this rank's rows of a gathered gradient into a tp-replicated bias.
-  void bias_grad_local_rows(const std::vector<T>& full, int b) {
+  void bias_grad_local_rows(const tbuf& full, int b) {
     if (b < 0) return;
     const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.Rl : 0;
-    ops::linear_backward(host_system{}, full.data() + row0 * d_.C, static_cast<const T*>(nullptr),
+    ops::linear_backward(System{}, full.data() + row0 * d_.C, static_cast<const T*>(nullptr),
                          static_cast<const T*>(nullptr), d_.Rl, 0, d_.C, static_cast<T*>(nullptr),
                          static_cast<G*>(nullptr), dW(b));
   }
-  void copy_gathered(const std::vector<T>& local, std::vector<T>& full) {
+  void copy_gathered(const tbuf& local, tbuf& full) {
     resize(full, d_.R * d_.C);
     if (d_.sp) all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
-    else std::copy(local.begin(), local.end(), full.begin());
+    else System::copy(full.data(), local.data(), static_cast<std::int64_t>(local.size()));
   }
   template <class F>
   void weight_grad(bool split, std::vector<std::function<void()>>& deferred, F&& f) {
@@ -416,40 +425,41 @@ class chunk {
   }
 
   // ---- head and loss -------------------------------------------------------------------------------------
-  void head_forward(mb_state<T>& st) {
+  void head_forward(state& st) {
     const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
     resize(st.hf, Rl * C);
     norm_forward(normf_w_, normf_b_, st.xs.back().data(), st.hf.data(), st.meanf, st.rstdf, Rl);
     const T* g = gather_rows(st.hf, st.gf);
     resize(st.logits, R * d_.V);
-    ops::linear_forward(host_system{}, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.V, st.logits.data());
+    ops::linear_forward(System{}, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.V, st.logits.data());
     resize(st.lse, R);
     resize(st.loss, R);
     const ops::vocab_slice vs{d_.V, d_.v0, d_.vocab, 0};
     if (d_.tp > 1)
-      ops::cross_entropy_forward(host_system{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
+      ops::cross_entropy_forward(System{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
     else
-      ops::cross_entropy_forward(host_system{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
+      ops::cross_entropy_forward(System{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
+    const host_mirror<System, const A> loss(st.loss.data(), static_cast<std::size_t>(R));
     double sum = 0;
-    for (std::int64_t r = 0; r < R; ++r) sum += st.loss[static_cast<std::size_t>(r)];
+    for (std::int64_t r = 0; r < R; ++r) sum += loss[static_cast<std::size_t>(r)];
     st.loss_sum = sum;
   }
-  void head_backward(mb_state<T>& st, bool split, G loss_scale, std::vector<T>& dx) {
+  void head_backward(state& st, bool split, G loss_scale, tbuf& dx) {
     const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
     const ops::vocab_slice vs{d_.V, d_.v0, d_.vocab, 0};
-    ops::cross_entropy_backward(host_system{}, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
+    ops::cross_entropy_backward(System{}, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
                                 st.logits.data());
     const T* g = st.gf.empty() ? st.hf.data() : st.gf.data();
     resize(tmp_R_, R * C);
-    ops::linear_backward(host_system{}, st.logits.data(), g, W(head_), R, C, d_.V, tmp_R_.data(), static_cast<G*>(nullptr),
+    ops::linear_backward(System{}, st.logits.data(), g, W(head_), R, C, d_.V, tmp_R_.data(), static_cast<G*>(nullptr),
                          static_cast<G*>(nullptr));
     weight_grad(split, st.deferred, [this, &st, R, C] {
       const T* gg = st.gf.empty() ? st.hf.data() : st.gf.data();
-      ops::linear_backward(host_system{}, st.logits.data(), gg, W(head_), R, C, d_.V, static_cast<T*>(nullptr), dW(head_),
+      ops::linear_backward(System{}, st.logits.data(), gg, W(head_), R, C, d_.V, static_cast<T*>(nullptr), dW(head_),
                            static_cast<G*>(nullptr));
     });
     reduce_rows(tmp_R_, tmp_l_);
-    std::fill(dx.begin(), dx.end(), T{});
+    System::fill(dx.data(), static_cast<std::int64_t>(dx.size()), T{});
     norm_backward(normf_w_, normf_b_, tmp_l_.data(), st.xs.back().data(), st.meanf, st.rstdf, Rl, dx.data());
   }
 
@@ -467,7 +477,7 @@ class chunk {
 
   model_desc m_;
   chunk_dims d_;
-  param_store<T>& ps_;
+  param_store<T, System>& ps_;
   Comm& tp_;
   int stage_, l0_, l1_;
   bool first_, last_;
@@ -476,8 +486,8 @@ class chunk {
   std::vector<int> in_slots_, out_slots_;
   std::vector<std::vector<int>> layer_ids_;
   const param_hooks* hooks_ = nullptr;
-  ops::rope_table<A> rope_;
-  std::vector<T> tmp_R_, tmp_l_, recompute_out_;
+  abuf rope_cos_, rope_sin_;  ///< RoPE's table (ops::rope_table), in the system's memory
+  tbuf tmp_R_, tmp_l_, recompute_out_;
 };
 
 }  // namespace tessera

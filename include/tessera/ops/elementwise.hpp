@@ -50,6 +50,12 @@ template <class T> struct add {
   TS_HD void operator()(i64 i) const { out[i] = store<T>(load(a[i]) + load(b[i])); }
 };
 
+/// x[r, c] += b[c] over rows of C elements (a tp-replicated bias after a reduction)
+template <class T> struct add_bias_rows {
+  T* x; const T* b; i64 C;
+  TS_HD void operator()(i64 i) const { x[i] = store<T>(load(x[i]) + load(b[i % C])); }
+};
+
 /// RoPE over x laid out [B·T rows of ld elements], head h at column h·D; one index per (row, head, pair).
 /// `table` holds cos then sin, each [T_max × D/2], in the accumulation type; positions start at pos0.
 template <class T, bool Backward> struct rope {

@@ -4,7 +4,6 @@
 //   clip_scale(norm, max)      global-norm clipping as one factor the update multiplies gradients by
 //                              (1 without clipping); fused into the update, no pass of its own
 //   step_params(cfg, k, ...)   the per-step scalars of ops::adamw_step
-//   sum_of_squares(g, n)       a gradient's share of the squared global norm (double accumulation)
 //
 // A step whose global norm is not finite is skipped by the caller (nothing updated, AdamW's step counter
 // not advanced): see trainer::step.
@@ -47,15 +46,6 @@ inline ops::math::adamw_params step_params(const adamw_config& cfg, double lr, s
   p.step = step;
   p.grad_scale = static_cast<float>(grad_scale);
   return p;
-}
-
-/// Σ g[j]² in double: a memory-bound pass, vectorised and split over the OpenMP threads.
-template <class G>
-double sum_of_squares(const G* g, std::int64_t n) {
-  double s = 0;
-#pragma omp parallel for simd reduction(+ : s) schedule(static)
-  for (std::int64_t j = 0; j < n; ++j) s += static_cast<double>(g[j]) * g[j];
-  return s;
 }
 
 }  // namespace tessera

@@ -36,11 +36,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tessera/comm/consensus.hpp"
 #include "tessera/core/crc32.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/host_mirror.hpp"
 #include "tessera/model/params.hpp"
 #include "tessera/ops/math.hpp"
 #include "tessera/train/manifest.hpp"
@@ -151,11 +153,16 @@ void shard_entries(Trainer& tr, const std::string& file, std::vector<st_entry>& 
   const auto& ps = tr.store();
   const auto& mt = tr.tensors();
   const auto& owns = tr.owners();
+  using S = typename std::remove_cvref_t<decltype(ps)>::system;
   for (std::size_t i = 0; i < ps.slots.size(); ++i) {
     if (!owns[i]) continue;
     const auto& s = ps.slots[i];
     const auto sv = tr.slot_state(i);
     check(sv.m && sv.v, "tessera internal: optimizer state of ", s.layout.name, " not available for the checkpoint");
+    using G = std::remove_cvref_t<decltype(*sv.m)>;
+    const auto n = static_cast<std::size_t>(s.numel());
+    const auto value = mirror_of<S>(s.value);
+    const host_mirror<S, const G> m(sv.m, n), v(sv.v, n), master(sv.master, sv.master ? n : 0);
     for (const box& b : s.layout.boxes) {
       const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
       const std::int64_t rows = std::min(b.rows, ckpt_detail::stored_rows(g) - b.g_row);
@@ -170,8 +177,8 @@ void shard_entries(Trainer& tr, const std::string& file, std::vector<st_entry>& 
         const global_range stored{b.g_row, b.g_row + rows, b.g_col, b.g_col + b.cols};
         for_each_element(b, s.layout.cols, stored, [&](std::int64_t r, std::int64_t c, std::size_t at) {
           float x;
-          if (k == 0) x = sv.master ? static_cast<float>(sv.master[at]) : static_cast<float>(s.value[at]);
-          else x = static_cast<float>(k == 1 ? sv.m[at] : sv.v[at]);
+          if (k == 0) x = sv.master ? static_cast<float>(master[at]) : static_cast<float>(value[at]);
+          else x = static_cast<float>(k == 1 ? m[at] : v[at]);
           out[(r - b.g_row) * b.cols + c - b.g_col] = x;
         });
         slices.push_back({{"tensor", g.name}, {"kind", checkpoint_kinds[k]}, {"file", file}, {"key", e.name},
@@ -383,12 +390,11 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
                             " the shape [", sl.rows, ", ", sl.cols, "] the manifest gives it"));
     return cache.emplace(id, rd->read(sl.key)).first->second;
   };
+  using S = typename Store::system;
   for (auto& s : ps.slots) {
     using G = typename std::remove_cvref_t<decltype(s.m)>::value_type;
-    using T = std::remove_cvref_t<decltype(s.value[0])>;
-    s.m.assign(static_cast<std::size_t>(s.numel()), 0);
-    s.v.assign(static_cast<std::size_t>(s.numel()), 0);
-    std::vector<G> param(static_cast<std::size_t>(s.numel()), 0);
+    using T = std::remove_cvref_t<decltype(*s.value.data())>;
+    std::vector<G> param(static_cast<std::size_t>(s.numel()), 0), m(param.size(), 0), v(param.size(), 0);
     for (const box& b : s.layout.boxes) {
       const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
       const auto te = man.tensors.find(g.name);
@@ -411,7 +417,7 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
           const std::int64_t lo_c = std::max(c0, sl.col), hi_c = std::min(c1, sl.col + sl.cols);
           if (lo_r >= hi_r || lo_c >= hi_c) continue;
           const std::vector<double>& src = read(sl);
-          auto& dst = k == 0 ? param : k == 1 ? s.m : s.v;
+          auto& dst = k == 0 ? param : k == 1 ? m : v;
           for_each_element(b, s.layout.cols, global_range{lo_r, hi_r, lo_c, hi_c},
                            [&](std::int64_t r, std::int64_t c, std::size_t at) {
                              unsigned char& seen = covered[static_cast<std::size_t>((r - r0) * box_cols + c - c0)];
@@ -430,8 +436,14 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
                                 " elements rows [", r0, ", ", r1, ") x cols [", c0, ", ", c1, ") needs"));
       }
     }
-    for (std::size_t j = 0; j < param.size(); ++j) s.value[j] = ops::store<T>(param[j]);
-    if (!s.master.empty()) s.master = std::move(param);
+    auto value = mirror_of<S>(s.value);
+    for (std::size_t j = 0; j < param.size(); ++j) value[j] = ops::store<T>(param[j]);
+    value.commit();
+    if (!s.master.empty()) S::from_host(s.master.data(), param.data(), s.numel());
+    for (auto [dst, src] : {std::pair{&s.m, &m}, std::pair{&s.v, &v}}) {
+      dst->assign(src->size(), 0);
+      S::from_host(dst->data(), src->data(), s.numel());
+    }
   }
 }
 

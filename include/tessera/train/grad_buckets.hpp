@@ -28,8 +28,8 @@ struct grad_bucket {
 /// Buckets over the slots with shared[i] == false, in arena order.
 /// @pre the store is finalised with the unshared slots contiguous (checked); dp >= 1; cap >= 1.
 /// @post the buckets' ranges are disjoint, ascending, and cover every unshared slot exactly once.
-template <class T>
-std::vector<grad_bucket> make_buckets(const param_store<T>& store, const std::vector<bool>& shared, bool per_unit,
+template <class T, class System>
+std::vector<grad_bucket> make_buckets(const param_store<T, System>& store, const std::vector<bool>& shared, bool per_unit,
                                       std::int64_t cap, int dp) {
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < store.slots.size(); ++i)
@@ -65,8 +65,8 @@ inline std::vector<int> bucket_of_slots(const std::vector<grad_bucket>& buckets,
 /// What every dp reduction of a slot's gradient does first: under sequence parallelism a tp-replicated
 /// slot (norm weights, row-parallel biases, positions) saw only its rows on each tp rank, so its gradient
 /// is summed over tp.
-template <class T, class Comm>
-void sum_over_tp_if_partial(param_slot<T>& s, Comm& tp, bool sequence_parallel) {
+template <class T, class System, class Comm>
+void sum_over_tp_if_partial(param_slot<T, System>& s, Comm& tp, bool sequence_parallel) {
   if (sequence_parallel && s.layout.role == tp_role::replicated) all_reduce(tp, s.grad.data(), s.grad.data(), s.grad.size());
 }
 

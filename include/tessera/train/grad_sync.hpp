@@ -18,13 +18,13 @@
 
 namespace tessera {
 
-template <class T, communicator Comm>
+template <class T, communicator Comm, class System = host_system>
 class gradient_sync {
  public:
   using request = typename Comm::request;
 
   /// zero_stage: the ZeRO stage in effect (zero_state::stage()).
-  gradient_sync(param_store<T>& store, std::vector<grad_bucket>& buckets, Comm& dp, Comm& tp, bool sequence_parallel,
+  gradient_sync(param_store<T, System>& store, std::vector<grad_bucket>& buckets, Comm& dp, Comm& tp, bool sequence_parallel,
                 int zero_stage)
       : store_(store), buckets_(buckets), dp_(dp), tp_(tp), sp_(sequence_parallel), zero_(zero_stage) {}
 
@@ -48,6 +48,7 @@ class gradient_sync {
   void finish() {
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) launch(static_cast<int>(bi));
     wait_all(pending_);
+    if (!shared_.empty()) System::synchronize();
     for (const auto& [i, group] : shared_) {
       sum_over_tp_if_partial(store_.slots[i], tp_, sp_);
       auto& s = store_.slots[i];
@@ -64,6 +65,7 @@ class gradient_sync {
     const grad_bucket& b = buckets_[static_cast<std::size_t>(bi)];
     for (std::size_t i : b.slots) sum_over_tp_if_partial(store_.slots[i], tp_, sp_);
     if (dp_.size() == 1) return;
+    System::synchronize();  // the backward that made these gradients is complete before they travel
     auto* p = store_.grad_arena.data() + b.offset;
     if (zero_ == 1) {  // each dp rank receives the sum of its block only, in place
       pending_.push_back(dp_.ireduce_scatter_v(p, p + b.part.displ(dp_.rank()), b.part));
@@ -76,7 +78,7 @@ class gradient_sync {
     std::size_t slot;
     Comm* group;
   };
-  param_store<T>& store_;
+  param_store<T, System>& store_;
   std::vector<grad_bucket>& buckets_;
   Comm& dp_;
   Comm& tp_;

@@ -19,6 +19,7 @@
 #include "tessera/comm/consensus.hpp"
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/host_mirror.hpp"
 #include "tessera/model/hf.hpp"
 #include "tessera/model/params.hpp"
 #include "tessera/model/transformer.hpp"
@@ -36,8 +37,8 @@ inline std::string shape_str(const std::vector<std::int64_t>& s) {
 
 /// Loads HF-named parameters from `path` into this rank's slots. Throws usage_error naming the file and
 /// tensor when a tensor is missing or has the wrong shape; nothing is changed unless all are valid.
-template <class T>
-void load_hf(const std::string& path, const model_desc& m, const model_tensors& mt, param_store<T>& ps) {
+template <class T, class S>
+void load_hf(const std::string& path, const model_desc& m, const model_tensors& mt, param_store<T, S>& ps) {
   const safetensors_reader rd(path);
   const auto layout = hf_layout(m);
   for (const auto& h : layout) {
@@ -73,8 +74,9 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
     }
   }
   for (std::size_t si = 0; si < ps.slots.size(); ++si) {
-    std::copy(staged[si].begin(), staged[si].end(), ps.slots[si].value.begin());
-    if (!ps.slots[si].master.empty()) ps.slots[si].master = std::move(staged_master[si]);
+    auto& s = ps.slots[si];
+    S::from_host(s.value.data(), staged[si].data(), static_cast<std::int64_t>(staged[si].size()));
+    S::from_host(s.master.data(), staged_master[si].data(), static_cast<std::int64_t>(staged_master[si].size()));
   }
 }
 
@@ -82,12 +84,24 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
 /// owns[i]: this rank is the one owner of slot i's elements.
 /// masters[i], when given, is slot i's fp32 master copy (bf16 training with the optimizer state sharded
 /// keeps it outside the slot); else the slot's own.
-template <class T, communicator C>
+template <class T, class S, communicator C>
 void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, const model_tensors& mt,
-               const param_store<T>& ps, const std::vector<bool>& owns, C& world,
+               const param_store<T, S>& ps, const std::vector<bool>& owns, C& world,
                const std::vector<const ops::grad_t<T>*>& masters = {}) {
   check(dtype == st_dtype::f32 || dtype == st_dtype::bf16, "--export: dtype must be F32 or BF16");
   const int rank = world.rank();
+  using G = ops::grad_t<T>;
+  // the owned slots' values and (where there are) fp32 masters, readable on the host
+  std::vector<host_mirror<S, const T>> values(ps.slots.size());
+  std::vector<host_mirror<S, const G>> master_of(ps.slots.size());
+  for (std::size_t si = 0; si < ps.slots.size(); ++si) {
+    if (!owns[si]) continue;
+    const auto& s = ps.slots[si];
+    const auto n = static_cast<std::size_t>(s.numel());
+    values[si] = host_mirror<S, const T>(s.value.data(), n);
+    const G* master = !masters.empty() ? masters[si] : s.master.empty() ? nullptr : s.master.data();
+    if (master) master_of[si] = host_mirror<S, const G>(master, n);
+  }
   const auto layout = hf_layout(m);
   std::vector<st_entry> entries;
   std::vector<float> buf;
@@ -102,11 +116,12 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
         const auto& s = ps.slots[si];
         for (const box& b : s.layout.boxes) {
           if (b.tensor != id) continue;
-          const ops::grad_t<T>* master = !masters.empty() ? masters[si] : s.master.empty() ? nullptr : s.master.data();
+          const auto& master = master_of[si];
+          const auto& value = values[si];
           for_each_element(b, s.layout.cols, [&](std::int64_t r, std::int64_t c, std::size_t at) {
             const std::int64_t k = hf_index(h, p, r, c);
             if (k >= 0)  // the fp32 master copy where there is one (bf16 training), else the value
-              buf[static_cast<std::size_t>(k)] = master ? static_cast<float>(master[at]) : static_cast<float>(s.value[at]);
+              buf[static_cast<std::size_t>(k)] = !master.empty() ? static_cast<float>(master[at]) : static_cast<float>(value[at]);
           });
         }
       }

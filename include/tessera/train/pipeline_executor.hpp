@@ -71,10 +71,11 @@ inline pipeline_program forward_only_program(const plan_desc& pd, int me, int co
   return pipeline_program(std::move(prog));
 }
 
-template <class T, int D, communicator Comm>
+template <class T, int D, communicator Comm, class System = host_system>
 class pipeline_executor {
  public:
-  using chunk_t = chunk<T, D, Comm>;
+  using chunk_t = chunk<T, D, Comm, System>;
+  using state_t = mb_state<T, System>;
   using G = ops::grad_t<T>;
 
   /// chunks[g]: the chunk of global stage g on this rank (nullptr for stages elsewhere).
@@ -82,7 +83,8 @@ class pipeline_executor {
       : pd_(pd), me_(pp_rank), rows_(d.R), message_(static_cast<std::size_t>(d.Rl * d.C)), pp_(pp),
         chunks_(std::move(chunks)) {}
 
-  /// The batch the next programs read: microbatch j of stage g reads rows pd.global_microbatch(g, j)·R.
+  /// The batch the next programs read (in the system's memory): microbatch j of stage g reads rows
+  /// pd.global_microbatch(g, j)·R.
   void set_batch(const std::int32_t* tokens, const std::int32_t* targets) {
     tokens_ = tokens;
     targets_ = targets;
@@ -121,7 +123,7 @@ class pipeline_executor {
   template <class OnLast>
   double compute(const action& x, G scale, OnLast& on_last_forward) {
     chunk_t& c = chunk_at(x.stage);
-    mb_state<T>& st = state(x.stage, x.mb);
+    state_t& st = state(x.stage, x.mb);
     switch (x.kind) {
       case op::F:
         c.forward(st);
@@ -149,6 +151,7 @@ class pipeline_executor {
     if (!is_comm(a.kind)) return;
     const prof::scope p_comm("pipeline send/recv");
     auto& st = state(a.stage, a.mb);
+    if (a.kind == op::send_f || a.kind == op::send_b) System::synchronize();  // the message is computed
     switch (a.kind) {
       case op::send_f: pp_.send(st.xs.back().data(), message_, a.peer, tag(a.stage + 1, a.mb, true)); break;
       case op::recv_f:
@@ -171,14 +174,14 @@ class pipeline_executor {
   bool local_next(int g) const { return !is_last_stage(pd_.schedule, g) && stage_rank(pd_.schedule, g + 1) == me_; }
   bool local_prev(int g) const { return !is_first_stage(pd_.schedule, g) && stage_rank(pd_.schedule, g - 1) == me_; }
 
-  mb_state<T>& state(int g, int j) {
+  state_t& state(int g, int j) {
     auto& p = states_[{g, j}];
     if (!p) {
       if (!free_.empty()) {
         p = std::move(free_.back());
         free_.pop_back();
       } else {
-        p = std::make_unique<mb_state<T>>();
+        p = std::make_unique<state_t>();
       }
       const std::int64_t row0 = static_cast<std::int64_t>(pd_.global_microbatch(g, j)) * rows_;
       p->tokens = tokens_ + row0;
@@ -202,8 +205,8 @@ class pipeline_executor {
   std::vector<chunk_t*> chunks_;
   const std::int32_t* tokens_ = nullptr;
   const std::int32_t* targets_ = nullptr;
-  std::map<std::pair<int, int>, std::unique_ptr<mb_state<T>>> states_;
-  std::vector<std::unique_ptr<mb_state<T>>> free_;
+  std::map<std::pair<int, int>, std::unique_ptr<state_t>> states_;
+  std::vector<std::unique_ptr<state_t>> free_;
   std::int64_t peak_bytes_ = 0;
 };
 

@@ -9,7 +9,9 @@
 //   sampling.hpp        the next token from a row of logits
 //
 // Every message goes through the communicator concept (comm/communicator.hpp): `Comm` is mpi_comm in a
-// training program and loopback_comm in one-process tests.
+// training program and loopback_comm in one-process tests. Every buffer belongs to the system `System`
+// (core/host_system.hpp): host_system here, cuda_system next; the host reads the system's memory only
+// through host mirrors (the batch's tokens go in, a row of logits and the loss come out).
 #pragma once
 #include <omp.h>
 
@@ -72,13 +74,14 @@ inline chunk_dims chunk_dims_of(const plan_desc& pd, int head_dim, int batch, in
   return d;
 }
 
-template <class T, int D, communicator Comm>
+template <class T, int D, communicator Comm, class System = host_system>
 class trainer {
  public:
   using A = ops::acc_t<T>;
   using G = ops::grad_t<T>;
-  using chunk_t = chunk<T, D, Comm>;
-  using state_view = typename zero_state<T, Comm>::state_view;
+  using system = System;
+  using chunk_t = chunk<T, D, Comm, System>;
+  using state_view = typename zero_state<T, Comm, System>::state_view;
 
   trainer(const plan_desc& pd, std::vector<action> program, const train_options& o, mesh_comms<Comm>& mc,
           const token_data& data)
@@ -99,19 +102,25 @@ class trainer {
     const bool per_unit = pd.policy.zero >= 2 && pd.dp > 1;  // ZeRO-2/3 reduce and gather unit by unit
     const auto cap = std::max<std::int64_t>(1, static_cast<std::int64_t>(o.bucket_mb * 1024 * 1024 / sizeof(G)));
     buckets_ = make_buckets(store_, shared_, per_unit, cap, pd.dp);
-    zero_ = std::make_unique<zero_state<T, Comm>>(pd.policy.zero, store_, buckets_, shared_, mc.along(axes::dp),
+    zero_ = std::make_unique<zero_state<T, Comm, System>>(pd.policy.zero, store_, buckets_, shared_, mc.along(axes::dp),
                                                   mc.along(axes::tp), d_.sp);
-    sync_ = std::make_unique<gradient_sync<T, Comm>>(store_, buckets_, mc.along(axes::dp), mc.along(axes::tp), d_.sp,
+    sync_ = std::make_unique<gradient_sync<T, Comm, System>>(store_, buckets_, mc.along(axes::dp), mc.along(axes::tp), d_.sp,
                                                      zero_->stage());
     sync_->set_launch_points(launch_points());
     group_shared_slots();
     std::vector<chunk_t*> by_stage(chunk_of_stage_.size(), nullptr);
     for (std::size_t g = 0; g < chunk_of_stage_.size(); ++g)
       if (chunk_of_stage_[g] >= 0) by_stage[g] = chunks_[static_cast<std::size_t>(chunk_of_stage_[g])].get();
-    executor_ = std::make_unique<pipeline_executor<T, D, Comm>>(pd, pp_rank_, d_, mc.along(axes::pp), std::move(by_stage));
+    executor_ = std::make_unique<pipeline_executor<T, D, Comm, System>>(pd, pp_rank_, d_, mc.along(axes::pp), std::move(by_stage));
     inputs_.resize(static_cast<std::size_t>(batch_ / pd.dp * d_.T));
     targets_.resize(inputs_.size());
-    executor_->set_batch(inputs_.data(), targets_.data());
+    if constexpr (System::host_accessible) {
+      executor_->set_batch(inputs_.data(), targets_.data());
+    } else {
+      resize(system_inputs_, static_cast<std::int64_t>(inputs_.size()));
+      resize(system_targets_, static_cast<std::int64_t>(targets_.size()));
+      executor_->set_batch(system_inputs_.data(), system_targets_.data());
+    }
   }
 
   /// Mean token loss over batches [k0, k0 + count) without updating (forward only).
@@ -120,7 +129,7 @@ class trainer {
     double total = 0;
     for (int k = k0; k < k0 + count; ++k) {
       load_batch(k);
-      total += global_loss(executor_->run(p, G(0), [](std::size_t) {}, [](mb_state<T>&) {}, false));
+      total += global_loss(executor_->run(p, G(0), [](std::size_t) {}, [](auto&) {}, false));
     }
     return total / count;
   }
@@ -142,7 +151,7 @@ class trainer {
     sync_->begin_step();
     const G scale = static_cast<G>(1.0 / (static_cast<double>(batch_) * d_.T));
     const double loss = executor_->run(
-        program_, scale, [this](std::size_t idx) { sync_->after_action(idx); }, [](mb_state<T>&) {}, true);
+        program_, scale, [this](std::size_t idx) { sync_->after_action(idx); }, [](auto&) {}, true);
     {
       const prof::scope p("dp gradient sync (wait) + replicas");
       sync_->finish();
@@ -160,7 +169,7 @@ class trainer {
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (zero_->optimizer_sharded() && !shared_[i]) continue;  // updated shard by shard below
       auto& s = store_.slots[i];
-      ops::adamw_step(host_system{}, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
+      ops::adamw_step(System{}, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
                       s.grad.data(), s.m.data(), s.v.data(), s.numel(), p, s.layout.decay);
     }
     if (zero_->optimizer_sharded()) zero_->update(p);
@@ -207,7 +216,7 @@ class trainer {
   state_view slot_state(std::size_t i) const { return zero_->slot_state(i); }
 
   int global_batch() const { return batch_; }
-  param_store<T>& store() { return store_; }
+  param_store<T, System>& store() { return store_; }
   /// owners()[i]: this rank is the one owner of slot i's elements (dp rank 0, tp rank 0 for tp-replicated
   /// slots, the first pipeline holder of a shared slot) — the rule of the norm, checkpoints and exports.
   const std::vector<bool>& owners() const { return owner_; }
@@ -231,11 +240,12 @@ class trainer {
         inputs_[i] = p < len ? seq[static_cast<std::size_t>(start + p)] : 0;
         targets_[i] = 0;
       }
+      stage_batch();
       row.clear();
-      executor_->run(one, G(0), [](std::size_t) {}, [&](mb_state<T>& st) {  // sequence 0, position len - 1
+      executor_->run(one, G(0), [](std::size_t) {}, [&](auto& st) {  // sequence 0, position len - 1
+        const host_mirror<System, const T> logits(st.logits.data() + (len - 1) * V, static_cast<std::size_t>(V));
         row.resize(static_cast<std::size_t>(V));
-        for (std::int64_t j = 0; j < V; ++j)
-          row[static_cast<std::size_t>(j)] = static_cast<float>(st.logits[static_cast<std::size_t>((len - 1) * V + j)]);
+        for (std::size_t j = 0; j < row.size(); ++j) row[j] = static_cast<float>(logits[j]);
       }, false);
       std::int32_t tok = -1;
       if (!row.empty()) {  // every tp rank of the last stage holds its vocabulary slice
@@ -332,6 +342,14 @@ class trainer {
   void load_batch(int k) {
     const std::int64_t per_dp = batch_ / pd_.dp;
     data_.fill(k, batch_, dp_rank_ * per_dp, per_dp, inputs_.data(), targets_.data());
+    stage_batch();
+  }
+  /// The host's tokens and targets into the system's memory (where that is not the host's own).
+  void stage_batch() {
+    if constexpr (!System::host_accessible) {
+      System::from_host(system_inputs_.data(), inputs_.data(), static_cast<std::int64_t>(inputs_.size()));
+      System::from_host(system_targets_.data(), targets_.data(), static_cast<std::int64_t>(targets_.size()));
+    }
   }
   /// Mean token loss of the batch from this rank's summed loss (tp rank 0 of each last stage counts).
   double global_loss(double local) {
@@ -344,7 +362,7 @@ class trainer {
     double sq = 0;
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (zero_->optimizer_sharded() && !shared_[i]) continue;  // counted from the shards below
-      if (owner_[i]) sq += sum_of_squares(store_.slots[i].grad.data(), store_.slots[i].numel());
+      if (owner_[i]) sq += ops::sum_of_squares(System{}, store_.slots[i].grad.data(), store_.slots[i].numel());
     }
     sq = zero_->add_shard_sum_of_squares(sq, tp_rank_);
     return std::sqrt(all_reduce_value(mc_.world(), sq));
@@ -359,7 +377,7 @@ class trainer {
   int batch_ = 1;  ///< global batch (sequences per step)
   chunk_dims d_;
   model_tensors tensors_;
-  param_store<T> store_;
+  param_store<T, System> store_;
   std::vector<std::unique_ptr<chunk_t>> chunks_;
   std::vector<int> chunk_of_stage_;  ///< chunk index of each global stage on this rank, -1 elsewhere
   std::vector<std::vector<int>> holders_;  ///< per slot: the pipeline ranks that hold it
@@ -367,10 +385,11 @@ class trainer {
   std::vector<bool> owner_;          ///< per slot: this rank owns its elements (norm, checkpoint, export)
   std::vector<grad_bucket> buckets_;
   std::map<std::vector<int>, Comm> sharing_comms_;
-  std::unique_ptr<zero_state<T, Comm>> zero_;
-  std::unique_ptr<gradient_sync<T, Comm>> sync_;
-  std::unique_ptr<pipeline_executor<T, D, Comm>> executor_;
-  std::vector<std::int32_t> inputs_, targets_;
+  std::unique_ptr<zero_state<T, Comm, System>> zero_;
+  std::unique_ptr<gradient_sync<T, Comm, System>> sync_;
+  std::unique_ptr<pipeline_executor<T, D, Comm, System>> executor_;
+  std::vector<std::int32_t> inputs_, targets_;             ///< this rank's batch, on the host
+  buffer_of<System, std::int32_t> system_inputs_, system_targets_;  ///< ... in the system's memory (when not the host's)
   std::int64_t adam_step_ = 0;
 };
 

@@ -30,10 +30,12 @@
 
 namespace tessera {
 
-template <class T, communicator Comm>
+template <class T, communicator Comm, class System = host_system>
 class zero_state {
  public:
   using G = ops::grad_t<T>;
+  using tbuf = buffer_of<System, T>;
+  using gbuf = buffer_of<System, G>;
   using request = typename Comm::request;
 
   /// Elements [arena_off, +n) of the arenas ↔ [shard_off, +n) of the shard buffers, of one slot.
@@ -44,7 +46,7 @@ class zero_state {
 
   /// `stage`: the plan's ZeRO stage (nothing is sharded with dp == 1 or without buckets).
   /// tp/sequence_parallel: for the tp sum a reduction does first (sum_over_tp_if_partial).
-  zero_state(int stage, param_store<T>& store, std::vector<grad_bucket>& buckets, const std::vector<bool>& shared,
+  zero_state(int stage, param_store<T, System>& store, std::vector<grad_bucket>& buckets, const std::vector<bool>& shared,
              Comm& dp, Comm& tp, bool sequence_parallel)
       : store_(store), buckets_(buckets), shared_(shared), dp_(dp), tp_(tp), sp_(sequence_parallel),
         me_(dp.rank()), arena_n_(static_cast<std::int64_t>(store.grad_arena.size())) {
@@ -88,16 +90,16 @@ class zero_state {
     for (const shard_piece& sp : pieces_) {
       const auto& s = store_.slots[sp.slot];
       const std::int64_t at = sp.arena_off - s.grad_offset;
-      std::copy_n(s.m.data() + at, sp.n, m_shard_.data() + sp.shard_off);
-      std::copy_n(s.v.data() + at, sp.n, v_shard_.data() + sp.shard_off);
-      if constexpr (!std::is_same_v<T, G>) std::copy_n(s.master.data() + at, sp.n, master_shard_.data() + sp.shard_off);
+      System::copy(m_shard_.data() + sp.shard_off, s.m.data() + at, sp.n);
+      System::copy(v_shard_.data() + sp.shard_off, s.v.data() + at, sp.n);
+      if constexpr (!std::is_same_v<T, G>) System::copy(master_shard_.data() + sp.shard_off, s.master.data() + at, sp.n);
     }
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (shared_[i]) continue;
       auto& s = store_.slots[i];
-      std::vector<G>().swap(s.m);
-      std::vector<G>().swap(s.v);
-      std::vector<G>().swap(s.master);
+      gbuf().swap(s.m);
+      gbuf().swap(s.v);
+      gbuf().swap(s.master);
     }
     if (grads_sharded_) shard_gradients_and_values(total);
   }
@@ -105,8 +107,8 @@ class zero_state {
   /// Zeroes every gradient this rank accumulates into (before a step's first microbatch).
   void zero_gradients() {
     if (grads_sharded_) {  // the shard (and the shared slots' own buffers) hold the gradients between microbatches
-      host_system::fill(g_shard_.data(), static_cast<std::int64_t>(g_shard_.size()), G(0));
-      host_system::fill(rep_grads_.data(), static_cast<std::int64_t>(rep_grads_.size()), G(0));
+      System::fill(g_shard_.data(), static_cast<std::int64_t>(g_shard_.size()), G(0));
+      System::fill(rep_grads_.data(), static_cast<std::int64_t>(rep_grads_.size()), G(0));
     } else {
       store_.zero_grads();
     }
@@ -118,7 +120,7 @@ class zero_state {
   /// Adds the shard's part of Σ g² to sq, piece by piece (tp-replicated slots counted on tp rank 0 only).
   double add_shard_sum_of_squares(double sq, int tp_rank) {
     for (const shard_piece& p : pieces_)
-      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank == 0) sq += sum_of_squares(shard_grad(p), p.n);
+      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank == 0) sq += ops::sum_of_squares(System{}, shard_grad(p), p.n);
     return sq;
   }
   /// AdamW on the shard, then (below stage 3) the updated parameters all-gathered over dp, bucket by
@@ -126,7 +128,7 @@ class zero_state {
   void update(const ops::math::adamw_params& p) {
     if (values_sharded_) drain_prefetch();  // nothing may still be gathering the shards being updated
     for (const shard_piece& sp : pieces_)
-      ops::adamw_step(host_system{}, values_sharded_ ? p_shard_.data() + sp.shard_off : store_.value_arena.data() + sp.arena_off,
+      ops::adamw_step(System{}, values_sharded_ ? p_shard_.data() + sp.shard_off : store_.value_arena.data() + sp.arena_off,
                       master_shard_.empty() ? static_cast<G*>(nullptr) : master_shard_.data() + sp.shard_off,
                       shard_grad(sp), m_shard_.data() + sp.shard_off, v_shard_.data() + sp.shard_off, sp.n, p,
                       store_.slots[sp.slot].layout.decay);
@@ -140,7 +142,8 @@ class zero_state {
   }
 
   // ---- whole state, for checkpoints and exports ------------------------------------------------------
-  /// Slot i's whole optimizer state (master is null without fp32 masters).
+  /// Slot i's whole optimizer state (master is null without fp32 masters), in the system's memory: the
+  /// host reads it through a host_mirror.
   struct state_view {
     const G* m = nullptr;
     const G* v = nullptr;
@@ -152,7 +155,7 @@ class zero_state {
     materialise_values();
     if (!optimizer_sharded_ || pieces_.empty()) return;
     const std::size_t n = me_ == 0 ? static_cast<std::size_t>(arena_n_) : 0;
-    auto gather = [&](const std::vector<G>& shard, std::vector<G>& full) {
+    auto gather = [&](const gbuf& shard, gbuf& full) {
       full.assign(n, 0);
       for (const grad_bucket& b : buckets_)
         dp_.gather_v(shard.data() + b.shard_off, me_ == 0 ? full.data() + b.offset : nullptr, b.part, 0);
@@ -163,9 +166,9 @@ class zero_state {
   }
   void release_gathered_state() {
     drop_values();
-    std::vector<G>().swap(full_m_);
-    std::vector<G>().swap(full_v_);
-    std::vector<G>().swap(full_master_);
+    gbuf().swap(full_m_);
+    gbuf().swap(full_v_);
+    gbuf().swap(full_master_);
   }
   /// @pre before shard(), or between gather_state() and release_gathered_state() on dp rank 0.
   state_view slot_state(std::size_t i) const {
@@ -208,10 +211,10 @@ class zero_state {
       if (shared_[i]) nrep += store_.slots[i].numel();
     rep_grads_.assign(static_cast<std::size_t>(nrep), G(0));
     if (values_sharded_) {
-      rep_values_.resize(static_cast<std::size_t>(nrep));
-      p_shard_.resize(static_cast<std::size_t>(total));
+      resize(rep_values_, nrep);
+      resize(p_shard_, total);
       for (const shard_piece& sp : pieces_)
-        std::copy_n(store_.value_arena.data() + sp.arena_off, sp.n, p_shard_.data() + sp.shard_off);
+        System::copy(p_shard_.data() + sp.shard_off, store_.value_arena.data() + sp.arena_off, sp.n);
     }
     std::int64_t off = 0;
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
@@ -219,7 +222,7 @@ class zero_state {
       if (shared_[i]) {
         bind(s.grad, rep_grads_.data() + off, s.numel());
         if (values_sharded_) {
-          std::copy_n(s.value.data(), s.numel(), rep_values_.data() + off);
+          System::copy(rep_values_.data() + off, s.value.data(), s.numel());
           bind(s.value, rep_values_.data() + off, s.numel());
         }
         off += s.numel();
@@ -228,8 +231,8 @@ class zero_state {
         if (values_sharded_) bind(s.value, static_cast<T*>(nullptr), 0);
       }
     }
-    std::vector<G>().swap(store_.grad_arena);
-    if (values_sharded_) std::vector<T>().swap(store_.value_arena);
+    gbuf().swap(store_.grad_arena);
+    if (values_sharded_) tbuf().swap(store_.value_arena);
     units_ = std::vector<unit_state>(buckets_.size());
     hooks_.grad_begin = [this](const std::vector<int>& ids) { begin_unit_grads(ids); };
     hooks_.grad_end = [this](const std::vector<int>& ids) { end_unit_grads(ids); };
@@ -257,7 +260,7 @@ class zero_state {
       if (--u.gref > 0) continue;
       reduce_unit(b);
       for (std::size_t i : buckets_[static_cast<std::size_t>(b)].slots) bind(store_.slots[i].grad, static_cast<G*>(nullptr), 0);
-      std::vector<G>().swap(u.grads);
+      gbuf().swap(u.grads);
     }
   }
   void acquire(const std::vector<int>& ids, int dir) {
@@ -287,17 +290,18 @@ class zero_state {
     for (std::size_t i : bk.slots) sum_over_tp_if_partial(store_.slots[i], tp_, sp_);
     unit_state& u = units_[static_cast<std::size_t>(b)];
     const int mine = bk.part.count(me_);
-    rs_tmp_.resize(static_cast<std::size_t>(mine));
+    resize(rs_tmp_, mine);
+    System::synchronize();  // the unit's backward is complete before its gradient travels
     dp_.reduce_scatter_v(u.grads.data(), rs_tmp_.data(), bk.part);
     G* g = g_shard_.data() + bk.shard_off;
-    for (int j = 0; j < mine; ++j) g[j] += rs_tmp_[static_cast<std::size_t>(j)];
+    ops::add(System{}, g, rs_tmp_.data(), mine, g);
   }
   /// ZeRO-3: start gathering unit b's parameters unless they are here or on their way.
   void start_gather(int b) {
     unit_state& u = units_[static_cast<std::size_t>(b)];
     if (u.resident || u.gathering) return;
     const grad_bucket& bk = buckets_[static_cast<std::size_t>(b)];
-    u.values.resize(static_cast<std::size_t>(bk.count));
+    resize(u.values, bk.count);
     u.pending = dp_.iall_gather_v(p_shard_.data() + bk.shard_off, u.values.data(), bk.part);
     u.gathering = true;
   }
@@ -318,7 +322,7 @@ class zero_state {
     u.gathering = false;
     u.resident = false;
     for (std::size_t i : buckets_[static_cast<std::size_t>(b)].slots) bind(store_.slots[i].value, static_cast<T*>(nullptr), 0);
-    std::vector<T>().swap(u.values);
+    tbuf().swap(u.values);
   }
   /// ZeRO-3: completes and drops prefetches no one used (before the shards change).
   void drain_prefetch() {
@@ -339,19 +343,19 @@ class zero_state {
     if (!values_sharded_ || full_values_.empty()) return;
     for (const grad_bucket& b : buckets_)
       for (std::size_t i : b.slots) bind(store_.slots[i].value, static_cast<T*>(nullptr), 0);
-    std::vector<T>().swap(full_values_);
+    tbuf().swap(full_values_);
   }
 
   struct unit_state {
-    std::vector<T> values;  ///< ZeRO-3: the unit's gathered parameters while in use
-    std::vector<G> grads;   ///< ZeRO-2/3: the unit's gradient of the microbatches in flight
+    tbuf values;  ///< ZeRO-3: the unit's gathered parameters while in use
+    gbuf grads;   ///< ZeRO-2/3: the unit's gradient of the microbatches in flight
     int vref = 0, gref = 0;
     bool resident = false;
     request pending;         ///< ZeRO-3: a gather of values
     bool gathering = false;  ///< whether `pending` is in flight
   };
 
-  param_store<T>& store_;
+  param_store<T, System>& store_;
   std::vector<grad_bucket>& buckets_;
   const std::vector<bool>& shared_;
   Comm& dp_;
@@ -362,14 +366,14 @@ class zero_state {
   bool optimizer_sharded_ = false, grads_sharded_ = false, values_sharded_ = false;
   std::vector<int> chunk_of_bucket_, bucket_of_slot_;
   std::vector<shard_piece> pieces_;
-  std::vector<G> m_shard_, v_shard_, master_shard_;
-  std::vector<G> g_shard_;      ///< ZeRO-2/3: this rank's shard of the dp-reduced gradients
-  std::vector<T> p_shard_;      ///< ZeRO-3: this rank's shard of the parameters
-  std::vector<T> rep_values_;   ///< ZeRO-3: values of shared slots (never sharded)
-  std::vector<G> rep_grads_;    ///< ZeRO-2/3: their gradients
-  std::vector<T> full_values_;  ///< ZeRO-3: all parameters, for a checkpoint or an export
-  std::vector<G> full_m_, full_v_, full_master_;  ///< gather_state(): whole state on dp rank 0
-  std::vector<G> rs_tmp_;
+  gbuf m_shard_, v_shard_, master_shard_;
+  gbuf g_shard_;      ///< ZeRO-2/3: this rank's shard of the dp-reduced gradients
+  tbuf p_shard_;      ///< ZeRO-3: this rank's shard of the parameters
+  tbuf rep_values_;   ///< ZeRO-3: values of shared slots (never sharded)
+  gbuf rep_grads_;    ///< ZeRO-2/3: their gradients
+  tbuf full_values_;  ///< ZeRO-3: all parameters, for a checkpoint or an export
+  gbuf full_m_, full_v_, full_master_;  ///< gather_state(): whole state on dp rank 0
+  gbuf rs_tmp_;
   std::vector<unit_state> units_;
   std::vector<request> pending_;
   param_hooks hooks_;

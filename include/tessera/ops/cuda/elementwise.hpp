@@ -15,6 +15,9 @@
 #if !defined(__CUDACC__)
 #error "tessera/ops/cuda/elementwise.hpp needs a CUDA compiler (nvcc); the host operators are tessera/ops/host/elementwise.hpp"
 #endif
+#include <thrust/functional.h>
+#include <thrust/transform_reduce.h>
+
 #include <cstdint>
 
 #include "tessera/core/cuda_system.hpp"
@@ -116,6 +119,22 @@ void position_embedding_backward(cuda_system, const T* dx, i64 N, i64 T_len, i64
   if (T_len * C <= 0) return;
   cuda_detail::launch("position_embedding_backward_kernel", cuda_detail::position_embedding_backward_kernel<T>,
                       cuda_detail::grid_for(T_len * C, 256), 256, dx, N / T_len, T_len, C, pos0, dwpe);
+}
+
+/// x[r, c] += b[c] for `rows` rows of C device elements (nothing when b is null).
+template <class T> void add_bias_rows(cuda_system, T* x, const T* b, i64 rows, i64 C) {
+  if (b) cuda_system::for_each_index(rows * C, kernels::add_bias_rows<T>{x, b, C});
+}
+/// Σ g² over n device elements, accumulated in double (the order differs from the host's: equal to
+/// rounding, not bit for bit).
+namespace cuda_detail {
+template <class G> struct square_in_double {
+  TS_HD double operator()(G x) const { return static_cast<double>(x) * static_cast<double>(x); }
+};
+}  // namespace cuda_detail
+template <class G> double sum_of_squares(cuda_system, const G* g, i64 n) {
+  return thrust::transform_reduce(thrust::cuda::par.on(cuda_system::stream()), g, g + n,
+                                  cuda_detail::square_in_double<G>{}, 0.0, thrust::plus<double>());
 }
 
 // ---- AdamW ---------------------------------------------------------------------------------------------

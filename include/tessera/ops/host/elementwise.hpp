@@ -222,6 +222,22 @@ void position_embedding_backward(host_system, const T* dx, i64 N, i64 T_len, i64
   }
 }
 
+/// x[r, c] += b[c] for `rows` rows of C elements (nothing when b is null).
+template <class T> void add_bias_rows(host_system, T* x, const T* b, i64 rows, i64 C) {
+  if (!b) return;
+#pragma omp parallel for schedule(static)
+  for (i64 r = 0; r < rows; ++r)
+    for (i64 c = 0; c < C; ++c) x[r * C + c] = store<T>(load(x[r * C + c]) + load(b[c]));
+}
+
+/// Σ g² over n elements, accumulated in double (a gradient's share of the squared global norm).
+template <class G> double sum_of_squares(host_system, const G* g, i64 n) {
+  double s = 0;
+#pragma omp parallel for simd reduction(+ : s) schedule(static)
+  for (i64 j = 0; j < n; ++j) s += static_cast<double>(g[j]) * g[j];
+  return s;
+}
+
 // ---- AdamW ---------------------------------------------------------------------------------------------
 /// One fused AdamW step over n elements. `decay` selects decoupled weight decay (matrices, embeddings).
 /// With `master` non-null the fp32 master weights are updated and `param` (bf16) receives their rounding.
