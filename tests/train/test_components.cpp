@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "one_rank_trainer.hpp"
 #include "tessera/comm/loopback.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/tessera.hpp"
@@ -130,39 +131,15 @@ TEST_CASE("memory model: ZeRO divides state over dp, never for slots shared by p
   CHECK(ts::predicted_state_bytes(numel, shared, 2, 2, bf16) == 100 * (2 + 4 / 2.0 + 12 / 2.0) + 10 * 18);
 }
 
-namespace {
-/// A 1-rank trainer on communicator C: the loss and gradient norm of `steps` steps, an evaluation, a sample.
-template <class C, class Plan>
-std::vector<double> train_on(const C& world, int steps) {
-  constexpr ts::plan_desc pd = Plan::desc;
-  ts::train_options o;
-  o.lr = 3e-3;
-  o.warmup = 1;
-  o.steps = steps;
-  o.bucket_mb = 0.01;
-  ts::mesh_comms<C> mc(world, pd.mesh);
-  ts::token_data data(TESSERA_CORPUS, pd.model.vocab, pd.model.seq);
-  ts::trainer<float, Plan::model::head_dim, C> tr(pd, ts::program_of_rank<Plan>(0), o, mc, data);
-  tr.shard_optimizer_state();
-  std::vector<double> out;
-  for (int k = 0; k < steps; ++k) {
-    const auto r = tr.step(k);
-    out.push_back(r.loss);
-    out.push_back(r.grad_norm);
-  }
-  out.push_back(tr.evaluate(0, 2));
-  for (std::int32_t t : tr.generate({72, 101}, 4, 0.8, 7)) out.push_back(t);
-  return out;
-}
-}  // namespace
 
 TEST_CASE("the trainer on the loopback communicator trains exactly as on MPI, in one process") {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (rank != 0) return;  // one process's test; the other ranks of an MPI run have nothing to do
-  const ts::mpi_comm self(MPI_COMM_SELF);
-  const std::vector<double> on_mpi = train_on<ts::mpi_comm, plan_1f1b>(self, 4);
-  const std::vector<double> on_loopback = train_on<ts::loopback_comm, plan_1f1b>(ts::loopback_comm{}, 4);
+  ts::mpi_comm self(MPI_COMM_SELF);
+  ts::loopback_comm loopback;
+  const std::vector<double> on_mpi = tessera_test::one_rank_trainer<float, plan_1f1b, ts::mpi_comm>(self, 4).train_evaluate_sample(4);
+  const std::vector<double> on_loopback = tessera_test::one_rank_trainer<float, plan_1f1b, ts::loopback_comm>(loopback, 4).train_evaluate_sample(4);
   REQUIRE(on_mpi.size() == on_loopback.size());
   for (std::size_t i = 0; i < on_mpi.size(); ++i) CHECK(on_mpi[i] == on_loopback[i]);  // bit for bit
   CHECK(on_loopback[6] < on_loopback[0]);  // and it learns: the loss falls over 4 steps

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fake_device_system.hpp"
+#include "one_rank_trainer.hpp"
 #include "tessera/comm/loopback.hpp"
 #include "tessera/tessera.hpp"
 
@@ -46,41 +47,23 @@ std::map<std::string, std::string> tensor_files(const std::filesystem::path& dir
   return out;
 }
 
-template <class Plan>
-ts::train_options options(int steps) {
-  ts::train_options o;
-  o.lr = 3e-3;
-  o.warmup = 1;
-  o.steps = steps;
-  o.bucket_mb = 0.01;
-  return o;
-}
+template <class T, class Plan, class System>
+using run_on = tessera_test::one_rank_trainer<T, Plan, ts::loopback_comm, System>;
 
 /// Trains `steps` steps of Plan on System (one rank, loopback), then saves a checkpoint and an HF export
 /// under `dir`; returns every loss and gradient norm, an evaluation and a sample.
 template <class T, class Plan, class System>
 std::vector<double> train_save(const std::filesystem::path& dir, int steps) {
-  constexpr ts::plan_desc pd = Plan::desc;
   ts::loopback_comm world;
-  ts::mesh_comms<ts::loopback_comm> mc(world, pd.mesh);
-  ts::token_data data(TESSERA_CORPUS, pd.model.vocab, pd.model.seq);
-  ts::trainer<T, Plan::model::head_dim, ts::loopback_comm, System> tr(pd, ts::program_of_rank<Plan>(0),
-                                                                      options<Plan>(steps), mc, data);
-  tr.shard_optimizer_state();
-  std::vector<double> out;
-  for (int k = 0; k < steps; ++k) {
-    const auto r = tr.step(k);
-    out.push_back(r.loss);
-    out.push_back(r.grad_norm);
-  }
-  out.push_back(tr.evaluate(0, 2));
-  for (std::int32_t t : tr.generate({72, 101}, 4, 0.8, 7)) out.push_back(t);
+  run_on<T, Plan, System> run(world, steps);
+  const std::vector<double> out = run.train_evaluate_sample(steps);
+  auto& tr = run.tr;
   tr.gather_state();
-  ts::save_checkpoint((dir / "ckpt").string(), steps, tr, ts::plan_to_json(pd), nlohmann::json::object(), world);
+  ts::save_checkpoint((dir / "ckpt").string(), steps, tr, ts::plan_to_json(run.pd), nlohmann::json::object(), run.world);
   std::vector<const ts::ops::grad_t<T>*> masters;
   for (std::size_t i = 0; i < tr.store().slots.size(); ++i) masters.push_back(tr.slot_state(i).master);
-  ts::export_hf((dir / "model.safetensors").string(), ts::st_dtype::f32, pd.model, tr.tensors(), tr.store(),
-                tr.owners(), world, masters);
+  ts::export_hf((dir / "model.safetensors").string(), ts::st_dtype::f32, run.pd.model, tr.tensors(), tr.store(),
+                tr.owners(), run.world, masters);
   tr.release_gathered_state();
   return out;
 }
@@ -88,16 +71,11 @@ std::vector<double> train_save(const std::filesystem::path& dir, int steps) {
 /// Loads the checkpoint under dir into a fresh trainer on System, trains one more step: its loss and norm.
 template <class T, class Plan, class System>
 std::vector<double> resume(const std::filesystem::path& dir, int step) {
-  constexpr ts::plan_desc pd = Plan::desc;
   ts::loopback_comm world;
-  ts::mesh_comms<ts::loopback_comm> mc(world, pd.mesh);
-  ts::token_data data(TESSERA_CORPUS, pd.model.vocab, pd.model.seq);
-  ts::trainer<T, Plan::model::head_dim, ts::loopback_comm, System> tr(pd, ts::program_of_rank<Plan>(0),
-                                                                      options<Plan>(step + 1), mc, data);
-  ts::load_checkpoint((dir / "ckpt").string(), tr, ts::plan_to_json(pd), world);
-  tr.shard_optimizer_state();
-  const auto r = tr.step(step);
-  return {r.loss, r.grad_norm};
+  run_on<T, Plan, System> run(world, step + 1);
+  ts::load_checkpoint((dir / "ckpt").string(), run.tr, ts::plan_to_json(run.pd), run.world);
+  run.tr.shard_optimizer_state();
+  return run.train(step, 1);
 }
 
 template <class T, class Plan>

@@ -4,7 +4,7 @@
 //   pipeline_executor   the rank's program of actions (training step, or forward-only passes)
 //   gradient_sync       dp buckets reduced while the backward runs; shared slots summed after it
 //   zero_state          optimizer state, gradients and parameters under ZeRO 1–3
-//   optim/adamw.hpp     learning rate, clipping, AdamW's per-step scalars, the global norm
+//   optim/adamw.hpp     learning rate, clipping, AdamW's per-step scalars (ops::sum_of_squares: the norm)
 //   memory_model.hpp    predicted state and activation bytes (logged beside the measurements)
 //   sampling.hpp        the next token from a row of logits
 //
