@@ -6,6 +6,7 @@
 // Works for any communicator with `split(color, key)`: mpi_comm, nccl_comm.
 #pragma once
 #include <array>
+#include <string>
 #include <utility>
 
 #include "tessera/comm/communicator.hpp"
@@ -26,7 +27,20 @@ class mesh_comms {
     for (unsigned bits = 0; bits < num_axis_sets; ++bits) {
       const axis_set s = axis_set::from_bits(bits);
       comms_[bits] = parent.split(m.group_color(rank_, s), m.group_index(rank_, s));
+      if constexpr (requires(C& c) { c.set_label(std::string()); }) comms_[bits].set_label(label_of(s));
     }
+  }
+  /// "dp", "pp+tp", "world", "self": how the flight recorder names the communicator of S.
+  static std::string label_of(axis_set s) {
+    if (s == axes::all) return "world";
+    if (s.empty()) return "self";
+    std::string l;
+    for (axis a : all_axes) {
+      if (!s.contains(a)) continue;
+      if (!l.empty()) l += '+';
+      l += axis_name(a);
+    }
+    return l;
   }
 
   const mesh_desc& mesh() const { return mesh_; }

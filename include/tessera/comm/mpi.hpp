@@ -3,6 +3,8 @@
 // `mpi_comm` owns an MPI communicator (freed on destruction unless it is MPI_COMM_WORLD/SELF) and
 // models `tessera::communicator`. bf16 reductions use MPI user operations that add/max in fp32 and
 // round each result to bf16 (like NCCL). `mpi_environment` initialises and finalises MPI.
+// Every operation is recorded in the process's flight recorder (comm/flight_recorder.hpp) under the
+// communicator's label, so that a hang report can say which operation a rank is stuck in.
 #pragma once
 #include <mpi.h>
 
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
+#include "tessera/comm/flight_recorder.hpp"
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/core/host_system.hpp"
@@ -122,6 +125,7 @@ class mpi_request {
     }
     if (move_bytes_ > 0) std::memmove(move_to_, move_from_, move_bytes_);
     move_bytes_ = 0;
+    recorded_done();
   }
   bool pending() const { return !reqs_.empty() || move_bytes_ > 0; }
 
@@ -131,6 +135,8 @@ class mpi_request {
     reqs_.push_back(MPI_REQUEST_NULL);
     return &reqs_.back();
   }
+  /// The flight record of this operation (finished when the request completes).
+  void record(std::uint64_t seq) { seq_ = seq; }
   void move_on_completion(void* to, const void* from, std::size_t bytes) {
     move_to_ = to;
     move_from_ = from;
@@ -142,6 +148,15 @@ class mpi_request {
     if (!reqs_.empty()) MPI_Waitall(static_cast<int>(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
     reqs_.clear();
     move_bytes_ = 0;
+    recorded_done();
+  }
+  void recorded_done() noexcept {
+    if (seq_ == 0) return;
+    try {
+      flight_recorder::process().end(seq_);
+    } catch (...) {  // a lock that cannot be taken: the record stays "in progress"
+    }
+    seq_ = 0;
   }
   void swap(mpi_request& o) noexcept {
     std::swap(reqs_, o.reqs_);
@@ -149,8 +164,10 @@ class mpi_request {
     std::swap(move_to_, o.move_to_);
     std::swap(move_from_, o.move_from_);
     std::swap(move_bytes_, o.move_bytes_);
+    std::swap(seq_, o.seq_);
   }
   std::vector<MPI_Request> reqs_;
+  std::uint64_t seq_ = 0;
   const char* what_ = "";
   void* move_to_ = nullptr;
   const void* move_from_ = nullptr;
@@ -194,10 +211,14 @@ class mpi_comm {
   int size() const { return size_; }
   MPI_Comm native() const { return comm_; }
   bool valid() const { return comm_ != MPI_COMM_NULL; }
+  /// The name the flight recorder gives this communicator's operations (mesh_comms: the mesh axes).
+  void set_label(std::string l) { label_ = std::move(l); }
+  const std::string& label() const { return label_; }
 
   // ---- collectives on equal blocks -----------------------------------------------------------------
   template <class T>
   void all_reduce(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
+    const recorded_op rec_(label_, "all-reduce", n * sizeof(T));
     std::size_t off = 0;
     do {  // one call for n == 0 too (every rank takes part)
       const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
@@ -210,12 +231,14 @@ class mpi_comm {
   /// `send` holds size()·n elements; this rank receives the reduction of block rank().
   template <class T>
   void reduce_scatter(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
+    const recorded_op rec_(label_, "reduce-scatter", n * static_cast<std::size_t>(size_) * sizeof(T));
     detail::mpi_check(MPI_Reduce_scatter_block(send, recv, detail::mpi_count(n, "reduce_scatter"),
                                                detail::mpi_type<T>(), detail::mpi_op<T>(op), comm_),
                       "MPI_Reduce_scatter_block");
   }
   template <class T>
   void all_gather(const T* send, T* recv, std::size_t n) {
+    const recorded_op rec_(label_, "all-gather", n * static_cast<std::size_t>(size_) * sizeof(T));
     const bool in_place = send == recv + static_cast<std::size_t>(rank_) * n;
     detail::mpi_check(MPI_Allgather(in_place ? MPI_IN_PLACE : send, detail::mpi_count(n, "all_gather"),
                                     detail::mpi_type<T>(), recv, static_cast<int>(n), detail::mpi_type<T>(), comm_),
@@ -223,11 +246,13 @@ class mpi_comm {
   }
   template <class T>
   void broadcast(T* buf, std::size_t n, int root) {
+    const recorded_op rec_(label_, "broadcast", n * sizeof(T));
     detail::mpi_check(MPI_Bcast(buf, detail::mpi_count(n, "broadcast"), detail::mpi_type<T>(), root, comm_),
                       "MPI_Bcast");
   }
   template <class T>
   void all_to_all(const T* send, T* recv, std::size_t n) {
+    const recorded_op rec_(label_, "all-to-all", n * static_cast<std::size_t>(size_) * sizeof(T));
     detail::mpi_check(MPI_Alltoall(send, detail::mpi_count(n, "all_to_all"), detail::mpi_type<T>(), recv,
                                    static_cast<int>(n), detail::mpi_type<T>(), comm_),
                       "MPI_Alltoall");
@@ -235,6 +260,7 @@ class mpi_comm {
   /// recv (on root) = op over ranks of send (send == recv: in place).
   template <class T>
   void reduce(const T* send, T* recv, std::size_t n, reduce_op op, int root) {
+    const recorded_op rec_(label_, "reduce", n * sizeof(T));
     for (std::size_t off = 0; off < n; off += detail::mpi_piece) {
       const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
       const bool in_place = send == recv && rank_ == root;
@@ -246,6 +272,7 @@ class mpi_comm {
   /// Equal blocks of n to root (recv significant on root only).
   template <class T>
   void gather(const T* send, T* recv, std::size_t n, int root) {
+    const recorded_op rec_(label_, "gather", n * sizeof(T));
     const int cnt = detail::mpi_count(n, "gather");
     detail::mpi_check(MPI_Gather(send, cnt, detail::mpi_type<T>(), recv, cnt, detail::mpi_type<T>(), root, comm_),
                       "MPI_Gather");
@@ -254,6 +281,7 @@ class mpi_comm {
   // ---- collectives over a block_partition (ZeRO's shards) --------------------------------------------
   template <class T>
   void reduce_scatter_v(const T* send, T* recv, const block_partition& p, reduce_op op = reduce_op::sum) {
+    const recorded_op rec_(label_, "reduce-scatter", static_cast<std::size_t>(p.total()) * sizeof(T));
     const T* at = recv - p.displ(rank_);
     detail::mpi_check(MPI_Reduce_scatter(at == send ? MPI_IN_PLACE : send, at == send ? const_cast<T*>(send) : recv,
                                          p.counts.data(), detail::mpi_type<T>(), detail::mpi_op<T>(op), comm_),
@@ -265,6 +293,7 @@ class mpi_comm {
   template <class T>
   mpi_request ireduce_scatter_v(const T* send, T* recv, const block_partition& p, reduce_op op = reduce_op::sum) {
     mpi_request r;
+    r.record(flight_recorder::process().begin(label_, "reduce-scatter (non-blocking)", static_cast<std::size_t>(p.total()) * sizeof(T)));
     const bool in_place = recv - p.displ(rank_) == send;
     T* out = in_place ? const_cast<T*>(send) : recv;
     detail::mpi_check(MPI_Ireduce_scatter(in_place ? MPI_IN_PLACE : send, out, p.counts.data(), detail::mpi_type<T>(),
@@ -275,6 +304,7 @@ class mpi_comm {
   }
   template <class T>
   void all_gather_v(const T* send, T* recv, const block_partition& p) {
+    const recorded_op rec_(label_, "all-gather", static_cast<std::size_t>(p.total()) * sizeof(T));
     const bool in_place = send == recv + p.displ(rank_);
     detail::mpi_check(MPI_Allgatherv(in_place ? MPI_IN_PLACE : send, p.count(rank_), detail::mpi_type<T>(), recv,
                                      p.counts.data(), p.displs.data(), detail::mpi_type<T>(), comm_),
@@ -283,6 +313,7 @@ class mpi_comm {
   template <class T>
   mpi_request iall_gather_v(const T* send, T* recv, const block_partition& p) {
     mpi_request r;
+    r.record(flight_recorder::process().begin(label_, "all-gather (non-blocking)", static_cast<std::size_t>(p.total()) * sizeof(T)));
     const bool in_place = send == recv + p.displ(rank_);
     detail::mpi_check(MPI_Iallgatherv(in_place ? MPI_IN_PLACE : send, in_place ? 0 : p.count(rank_),
                                       in_place ? MPI_DATATYPE_NULL : detail::mpi_type<T>(), recv, p.counts.data(),
@@ -293,6 +324,7 @@ class mpi_comm {
   /// Block r of recv (significant on root only) from rank r.
   template <class T>
   void gather_v(const T* send, T* recv, const block_partition& p, int root) {
+    const recorded_op rec_(label_, "gather", static_cast<std::size_t>(p.total()) * sizeof(T));
     detail::mpi_check(MPI_Gatherv(send, p.count(rank_), detail::mpi_type<T>(), rank_ == root ? recv : nullptr,
                                   p.counts.data(), p.displs.data(), detail::mpi_type<T>(), root, comm_),
                       "MPI_Gatherv");
@@ -300,6 +332,7 @@ class mpi_comm {
   template <class T>
   mpi_request iall_reduce(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
     mpi_request r;
+    r.record(flight_recorder::process().begin(label_, "all-reduce (non-blocking)", n * sizeof(T)));
     for (std::size_t off = 0; off < n; off += detail::mpi_piece) {
       const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
       detail::mpi_check(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send + off, recv + off, cnt, detail::mpi_type<T>(),
@@ -312,10 +345,12 @@ class mpi_comm {
   // ---- point-to-point --------------------------------------------------------------------------------
   template <class T>
   void send(const T* buf, std::size_t n, int peer, int tag) {
+    const recorded_op rec_(label_, "send", n * sizeof(T), peer);
     detail::mpi_check(MPI_Send(buf, detail::mpi_count(n, "send"), detail::mpi_type<T>(), peer, tag, comm_), "MPI_Send");
   }
   template <class T>
   void recv(T* buf, std::size_t n, int peer, int tag) {
+    const recorded_op rec_(label_, "recv", n * sizeof(T), peer);
     detail::mpi_check(
         MPI_Recv(buf, detail::mpi_count(n, "recv"), detail::mpi_type<T>(), peer, tag, comm_, MPI_STATUS_IGNORE),
         "MPI_Recv");
@@ -323,6 +358,7 @@ class mpi_comm {
   /// Posts every receive and send (MPI_Irecv/MPI_Isend) and waits for all of them.
   /// Messages between the same pair of ranks match in the order they are listed.
   void exchange(std::span<const p2p_op> ops) {
+    const recorded_op rec_(label_, "exchange", ops.size());
     requests_.resize(ops.size());
     std::size_t k = 0;
     for (const p2p_op& op : ops) {
@@ -339,7 +375,10 @@ class mpi_comm {
     }
     detail::mpi_check(MPI_Waitall(static_cast<int>(k), requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   }
-  void barrier() { detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  void barrier() {
+    const recorded_op rec_(label_, "barrier", 0);
+    detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier");
+  }
 
   /// A new communicator of the ranks with the same color, ordered by key (collective over this one).
   mpi_comm split(int color, int key) const { return split(comm_, color, key); }
@@ -365,12 +404,14 @@ class mpi_comm {
     std::swap(rank_, o.rank_);
     std::swap(size_, o.size_);
     std::swap(requests_, o.requests_);
+    std::swap(label_, o.label_);
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 0;
   std::vector<MPI_Request> requests_;
+  std::string label_ = "comm";
 };
 
 static_assert(communicator<mpi_comm>);
@@ -398,6 +439,12 @@ class mpi_environment {
   }
   int rank() const { return rank_; }
   int size() const { return size_; }
+  /// Ends every process of the job now, with `code` (a failure of one rank that the others cannot learn
+  /// of: they may be waiting for it in a collective).
+  [[noreturn]] void abort(int code) {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
 
  private:
   bool owns_ = false;

@@ -14,13 +14,16 @@ namespace tessera {
 
 /// Sizes every chunk of a rank shares.
 struct chunk_dims {
-  std::int64_t b = 1;      ///< sequences per microbatch (per dp rank)
-  std::int64_t T = 1;      ///< sequence length
-  std::int64_t R = 1;      ///< rows per microbatch = b·T
-  std::int64_t Rl = 1;     ///< rows held between parallel regions (R/tp with sequence parallelism)
-  std::int64_t C = 0, D = 0, Hq = 0, Hkv = 0, F = 0;  ///< local heads / ffn (÷ tp)
-  std::int64_t V = 0, v0 = 0, vocab = 0;              ///< local vocab rows, first row, true vocab
-  std::int64_t QKV = 0, U = 0;                        ///< local q|k|v width, local up(|gate) width
+  std::int64_t seqs = 1;        ///< sequences per microbatch (per dp rank)
+  std::int64_t seq_len = 1;     ///< tokens per sequence
+  std::int64_t rows = 1;        ///< rows (tokens) per microbatch = seqs · seq_len
+  std::int64_t local_rows = 1;  ///< rows held between parallel regions (rows / tp with sequence parallelism)
+  std::int64_t hidden = 0, head_dim = 0;
+  std::int64_t q_heads = 0, kv_heads = 0, ffn = 0;  ///< this tp rank's heads and ffn width (÷ tp)
+  std::int64_t vocab_rows = 0, vocab_begin = 0;     ///< this tp rank's rows of the (padded) vocabulary, its first
+  std::int64_t vocab = 0;                           ///< the true vocabulary (without padding)
+  std::int64_t qkv_cols = 0;  ///< width of this rank's q|k|v projection: (q_heads + 2 kv_heads) · head_dim
+  std::int64_t up_cols = 0;   ///< width of this rank's up projection: ffn, or 2 ffn with SwiGLU's gate
   int tp = 1, tp_rank = 0;
   bool sp = false;
   recompute_kind recompute = recompute_kind::none;

@@ -7,12 +7,14 @@
 // else — initialisation, checkpoints, Hugging Face import/export, the "count once" rule of the gradient
 // norm — works on global coordinates through the boxes, so it never depends on the layout.
 #pragma once
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "tessera/core/error.hpp"
+#include "tessera/layout/shard_shape.hpp"
 #include "tessera/model/config.hpp"
 
 namespace tessera {
@@ -199,7 +201,24 @@ inline model_tensors make_model_tensors(const model_desc& m, int vocab_padded) {
 }
 
 // ---- slots: a rank's local buffers for tp rank `t` of `tp` ---------------------------------------------------
+// Megatron's splits are placements on the tp axis, and the piece a rank holds is the layout layer's
+// local_box_of (layout/shard_shape.hpp), the one sharding rule of the library: column-parallel weights
+// (q|k|v, up|gate) and the vocabulary-parallel embedding and head are Shard(0) — rows, each weight's
+// output features — row-parallel weights (attention output, MLP down) are Shard(1), norms and the
+// row-parallel biases are replicated.
 namespace slot_detail {
+/// The box of global tensor `id` that tp rank t of tp holds under placement p, at slot row `l_row`.
+/// @pre p's split divides the tensor (the plan checks heads, ffn and the padded vocabulary against tp).
+inline box tp_box(const model_tensors& mt, int id, placement p, int t, int tp, std::int64_t l_row = 0) {
+  const global_tensor& g = mt.tensors[static_cast<std::size_t>(id)];
+  const mesh_desc m = mesh_desc::make({{axis::tp, tp}});
+  std::array<int, num_axes> coords{};
+  coords[index(axis::tp)] = t;
+  const local_box lb = local_box_of(m, sharding{}.with(axis::tp, p), extents{g.rows, g.cols}, coords);
+  check(lb.valid == lb.padded, "tessera internal: tp (", tp, ") does not split ", g.name, " ", to_string(extents{g.rows, g.cols}),
+        " evenly under ", to_string(p));
+  return box{id, lb.offset[0], lb.offset[1], lb.padded[0], lb.padded[1], l_row, 0};
+}
 inline slot_layout whole(const model_tensors& mt, const std::string& tensor, tp_role role) {
   const int id = mt.find(tensor);
   const auto& g = mt.tensors[static_cast<std::size_t>(id)];
@@ -209,10 +228,10 @@ inline slot_layout whole(const model_tensors& mt, const std::string& tensor, tp_
   s.cols = g.cols;
   s.role = role;
   s.decay = g.decay;
-  s.boxes.push_back(box{id, 0, 0, g.rows, g.cols, 0, 0});
+  s.boxes.push_back(tp_box(mt, id, placement::make_replicate(), 0, 1));
   return s;
 }
-/// Rows [t·n/tp, (t+1)·n/tp) of each listed tensor, stacked in order (column-parallel weights, fused).
+/// Each listed tensor's rows under Shard(0) on tp, stacked in order (column-parallel weights, fused).
 inline slot_layout row_shards(const model_tensors& mt, std::string name, const std::vector<std::string>& tensors,
                               int t, int tp) {
   slot_layout s;
@@ -220,26 +239,25 @@ inline slot_layout row_shards(const model_tensors& mt, std::string name, const s
   s.role = tp_role::sharded;
   for (const auto& tn : tensors) {
     const int id = mt.find(tn);
-    const auto& g = mt.tensors[static_cast<std::size_t>(id)];
-    const std::int64_t rows = g.rows / tp;
-    s.boxes.push_back(box{id, t * rows, 0, rows, g.cols, s.rows, 0});
-    s.rows += rows;
-    s.cols = g.cols;
-    s.decay = g.decay;
+    const box b = tp_box(mt, id, placement::make_shard(0), t, tp, s.rows);
+    s.boxes.push_back(b);
+    s.rows += b.rows;
+    s.cols = b.cols;
+    s.decay = mt.tensors[static_cast<std::size_t>(id)].decay;
   }
   return s;
 }
-/// Columns [t·n/tp, (t+1)·n/tp) of a tensor (row-parallel weights).
+/// A tensor's columns under Shard(1) on tp (row-parallel weights).
 inline slot_layout col_shard(const model_tensors& mt, const std::string& tensor, int t, int tp) {
   const int id = mt.find(tensor);
-  const auto& g = mt.tensors[static_cast<std::size_t>(id)];
+  const box b = tp_box(mt, id, placement::make_shard(1), t, tp);
   slot_layout s;
   s.name = tensor;
-  s.rows = g.rows;
-  s.cols = g.cols / tp;
+  s.rows = b.rows;
+  s.cols = b.cols;
   s.role = tp_role::sharded;
-  s.decay = g.decay;
-  s.boxes.push_back(box{id, 0, t * s.cols, g.rows, s.cols, 0, 0});
+  s.decay = mt.tensors[static_cast<std::size_t>(id)].decay;
+  s.boxes.push_back(b);
   return s;
 }
 }  // namespace slot_detail

@@ -108,7 +108,7 @@ class chunk {
   int stage() const { return stage_; }
   bool first() const { return first_; }
   bool last() const { return last_; }
-  std::int64_t act_numel() const { return d_.Rl * d_.C; }
+  std::int64_t act_numel() const { return d_.local_rows * d_.hidden; }
 
   /// Forward of one microbatch: input in st.xs[0] (unless first), output in st.xs.back() (unless last,
   /// where the summed token loss is in st.loss_sum).
@@ -199,51 +199,51 @@ class chunk {
   // ---- tp communication of activations --------------------------------------------------------------
   /// Partial sums [R×C] → this rank's rows: all-reduce (replicated) or reduce-scatter (sequence parallel).
   void reduce_rows(tbuf& partial, tbuf& out) {
-    const std::int64_t C = d_.C;
-    if (d_.tp == 1) { out.swap(partial); resize(partial, d_.R * C); return; }
+    const std::int64_t C = d_.hidden;
+    if (d_.tp == 1) { out.swap(partial); resize(partial, d_.rows * C); return; }
     const prof::scope p(d_.sp ? "tp reduce-scatter" : "tp all-reduce");
     if (d_.sp) {
-      resize(out, d_.Rl * C);
-      reduce_scatter(tp_, partial.data(), out.data(), static_cast<std::size_t>(d_.Rl * C));
+      resize(out, d_.local_rows * C);
+      reduce_scatter(tp_, partial.data(), out.data(), static_cast<std::size_t>(d_.local_rows * C));
     } else {
-      all_reduce(tp_, partial.data(), partial.data(), static_cast<std::size_t>(d_.R * C));
+      all_reduce(tp_, partial.data(), partial.data(), static_cast<std::size_t>(d_.rows * C));
       out.swap(partial);
-      resize(partial, d_.R * C);
+      resize(partial, d_.rows * C);
     }
   }
   /// This rank's rows → all rows (sequence parallel), or the rows themselves.
   const T* gather_rows(const tbuf& local, tbuf& full) {
     if (!d_.sp) return local.data();
     const prof::scope p("tp all-gather");
-    resize(full, d_.R * d_.C);
-    all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
+    resize(full, d_.rows * d_.hidden);
+    all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.local_rows * d_.hidden));
     return full.data();
   }
   void norm_forward(int w, int bsl, const T* x, T* y, abuf& mean, abuf& rstd, std::int64_t rows) {
     resize(rstd, rows);
     if (m_.norm == norm::layernorm) {
       resize(mean, rows);
-      ops::layernorm_forward(System{}, x, W(w), W(bsl), rows, d_.C, m_.norm_eps, y, mean.data(), rstd.data());
+      ops::layernorm_forward(System{}, x, W(w), W(bsl), rows, d_.hidden, m_.norm_eps, y, mean.data(), rstd.data());
     } else {
-      ops::rmsnorm_forward(System{}, x, W(w), rows, d_.C, m_.norm_eps, y, rstd.data());
+      ops::rmsnorm_forward(System{}, x, W(w), rows, d_.hidden, m_.norm_eps, y, rstd.data());
     }
   }
   void norm_backward(int w, int bsl, const T* dy, const T* x, const abuf& mean, const abuf& rstd,
                      std::int64_t rows, T* dx_accum) {
     if (m_.norm == norm::layernorm)
-      ops::layernorm_backward(System{}, dy, x, W(w), mean.data(), rstd.data(), rows, d_.C, dx_accum, dW(w),
+      ops::layernorm_backward(System{}, dy, x, W(w), mean.data(), rstd.data(), rows, d_.hidden, dx_accum, dW(w),
                               dW(bsl), true);
     else
-      ops::rmsnorm_backward(System{}, dy, x, W(w), rstd.data(), rows, d_.C, dx_accum, dW(w), true);
+      ops::rmsnorm_backward(System{}, dy, x, W(w), rstd.data(), rows, d_.hidden, dx_accum, dW(w), true);
   }
   /// Positions of this rank's rows: local row n is global row row0 + n of the microbatch.
   template <class F>
   void for_position_segments(F&& f) {
-    const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.Rl : 0;
+    const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.local_rows : 0;
     std::int64_t n = 0;
-    while (n < d_.Rl) {
-      const std::int64_t t = (row0 + n) % d_.T;
-      const std::int64_t len = std::min(d_.Rl - n, d_.T - t);
+    while (n < d_.local_rows) {
+      const std::int64_t t = (row0 + n) % d_.seq_len;
+      const std::int64_t len = std::min(d_.local_rows - n, d_.seq_len - t);
       f(n, len, t);
       n += len;
     }
@@ -251,40 +251,40 @@ class chunk {
 
   // ---- embedding -------------------------------------------------------------------------------------
   void embed_forward(state& st) {
-    resize(tmp_R_, d_.R * d_.C);
-    ops::embedding_forward(System{}, st.tokens, d_.R, W(embed_), d_.V, d_.v0, d_.C, tmp_R_.data());
+    resize(tmp_R_, d_.rows * d_.hidden);
+    ops::embedding_forward(System{}, st.tokens, d_.rows, W(embed_), d_.vocab_rows, d_.vocab_begin, d_.hidden, tmp_R_.data());
     reduce_rows(tmp_R_, st.xs[0]);
     if (pos_ >= 0)
       for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
-        ops::add_position_embedding(System{}, W(pos_), len, len, d_.C, t, st.xs[0].data() + n * d_.C);
+        ops::add_position_embedding(System{}, W(pos_), len, len, d_.hidden, t, st.xs[0].data() + n * d_.hidden);
       });
   }
   void embed_backward(state& st, tbuf& dx) {
     tbuf full;
     const T* g = gather_rows(dx, full);
-    ops::embedding_backward(System{}, st.tokens, d_.R, g, d_.V, d_.v0, d_.C, dW(embed_));
+    ops::embedding_backward(System{}, st.tokens, d_.rows, g, d_.vocab_rows, d_.vocab_begin, d_.hidden, dW(embed_));
     if (pos_ >= 0)
       for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
-        ops::position_embedding_backward(System{}, dx.data() + n * d_.C, len, len, d_.C, t, dW(pos_));
+        ops::position_embedding_backward(System{}, dx.data() + n * d_.hidden, len, len, d_.hidden, t, dW(pos_));
       });
   }
 
   // ---- one transformer layer ----------------------------------------------------------------------------
   void layer_forward(const layer_slots& s, cache& c, const tbuf& x, tbuf& out) {
-    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     resize(c.h1, Rl * C);
     norm_forward(s.norm1_w, s.norm1_b, x.data(), c.h1.data(), c.mean1, c.rstd1, Rl);
     const T* g1 = gather_rows(c.h1, c.g1);
-    resize(c.qkv, R * d_.QKV);
-    ops::linear_forward(System{}, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.QKV, c.qkv.data());
+    resize(c.qkv, R * d_.qkv_cols);
+    ops::linear_forward(System{}, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.qkv_cols, c.qkv.data());
     if (m_.position == position::rope) {
-      ops::rope_forward(System{}, c.qkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_cos_.data(), rope_sin_.data());
-      ops::rope_forward(System{}, c.qkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_cos_.data(),
+      ops::rope_forward(System{}, c.qkv.data(), R, d_.seq_len, d_.q_heads, D, d_.qkv_cols, 0, rope_cos_.data(), rope_sin_.data());
+      ops::rope_forward(System{}, c.qkv.data() + d_.q_heads * D, R, d_.seq_len, d_.kv_heads, D, d_.qkv_cols, 0, rope_cos_.data(),
                         rope_sin_.data());
     }
     attention_core(c);
     resize(tmp_R_, R * C);
-    ops::linear_forward(System{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.Hq * D, C,
+    ops::linear_forward(System{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.q_heads * D, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
     ops::add_bias_rows(System{}, tmp_l_.data(), W(s.o_b), Rl, C);
@@ -293,14 +293,14 @@ class chunk {
     resize(c.h2, Rl * C);
     norm_forward(s.norm2_w, s.norm2_b, c.x_mid.data(), c.h2.data(), c.mean2, c.rstd2, Rl);
     const T* g2 = gather_rows(c.h2, c.g2);
-    resize(c.up, R * d_.U);
-    ops::linear_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.U, c.up.data());
-    resize(c.act, R * d_.F);
+    resize(c.up, R * d_.up_cols);
+    ops::linear_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.up_cols, c.up.data());
+    resize(c.act, R * d_.ffn);
     if (m_.mlp == mlp::swiglu)
-      ops::swiglu_forward(System{}, c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.act.data());
+      ops::swiglu_forward(System{}, c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols, c.act.data());
     else
-      ops::gelu_forward(System{}, c.up.data(), R * d_.F, c.act.data());
-    ops::linear_forward(System{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.F, C,
+      ops::gelu_forward(System{}, c.up.data(), R * d_.ffn, c.act.data());
+    ops::linear_forward(System{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.ffn, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
     ops::add_bias_rows(System{}, tmp_l_.data(), W(s.down_b), Rl, C);
@@ -329,7 +329,7 @@ class chunk {
   /// order on every tp rank).
   void recompute(const layer_slots& s, cache& c, const tbuf& x) {
     if (d_.recompute == recompute_kind::full) {
-      resize(recompute_out_, d_.Rl * d_.C);
+      resize(recompute_out_, d_.local_rows * d_.hidden);
       layer_forward(s, c, x, recompute_out_);
     } else if (d_.recompute == recompute_kind::selective) {
       attention_core(c);
@@ -337,37 +337,37 @@ class chunk {
   }
   /// softmax(q·kᵀ·scale + mask)·v of one layer from its q|k|v (after RoPE): c.att and c.lse.
   void attention_core(cache& c) {
-    resize(c.att, d_.R * d_.Hq * D);
-    resize(c.lse, d_.b * d_.Hq * d_.T);
-    ops::attention_forward<D>(System{}, c.qkv.data(), c.qkv.data() + d_.Hq * D, c.qkv.data() + (d_.Hq + d_.Hkv) * D,
+    resize(c.att, d_.rows * d_.q_heads * D);
+    resize(c.lse, d_.seqs * d_.q_heads * d_.seq_len);
+    ops::attention_forward<D>(System{}, c.qkv.data(), c.qkv.data() + d_.q_heads * D, c.qkv.data() + (d_.q_heads + d_.kv_heads) * D,
                               c.att.data(), c.lse.data(), attn_shape(), attn_scale());
   }
 
   void layer_backward(const layer_slots& s, cache& c, const tbuf& x, const tbuf& dy,
                       tbuf& dx, bool split, std::vector<std::function<void()>>& deferred) {
-    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     // MLP down (row-parallel): the output gradient, all rows.
     copy_gathered(dy, c.d_down);
     tbuf d_act;
-    resize(d_act, R * d_.F);
-    ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, d_act.data(),
+    resize(d_act, R * d_.ffn);
+    ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, d_act.data(),
                          static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.F, C, static_cast<T*>(nullptr),
+      ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, static_cast<T*>(nullptr),
                            dW(s.down_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_down, s.down_b);
     });
-    resize(c.d_up, R * d_.U);
+    resize(c.d_up, R * d_.up_cols);
     if (m_.mlp == mlp::swiglu)
-      ops::swiglu_backward(System{}, d_act.data(), c.up.data(), c.up.data() + d_.F, R, d_.F, d_.U, c.d_up.data(),
-                           c.d_up.data() + d_.F);
+      ops::swiglu_backward(System{}, d_act.data(), c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols, c.d_up.data(),
+                           c.d_up.data() + d_.ffn);
     else
-      ops::gelu_backward(System{}, d_act.data(), c.up.data(), R * d_.F, c.d_up.data());
+      ops::gelu_backward(System{}, d_act.data(), c.up.data(), R * d_.ffn, c.d_up.data());
     resize(tmp_R_, R * C);
-    ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
+    ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
                          tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.U,
+      ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
                            static_cast<T*>(nullptr), dW(s.up_w), dW(s.up_b));
     });
     reduce_rows(tmp_R_, tmp_l_);
@@ -376,29 +376,29 @@ class chunk {
     // attention output (row-parallel)
     copy_gathered(dmid, c.d_proj);
     tbuf d_att;
-    resize(d_att, R * d_.Hq * D);
-    ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, d_att.data(),
+    resize(d_att, R * d_.q_heads * D);
+    ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.q_heads * D, C, d_att.data(),
                          static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.Hq * D, C, static_cast<T*>(nullptr),
+      ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.q_heads * D, C, static_cast<T*>(nullptr),
                            dW(s.o_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_proj, s.o_b);
     });
-    resize(c.dqkv, R * d_.QKV);
-    ops::attention_backward<D>(System{}, d_att.data(), c.qkv.data(), c.qkv.data() + d_.Hq * D,
-                               c.qkv.data() + (d_.Hq + d_.Hkv) * D, c.att.data(), c.lse.data(), attn_shape(),
-                               attn_scale(), c.dqkv.data(), c.dqkv.data() + d_.Hq * D,
-                               c.dqkv.data() + (d_.Hq + d_.Hkv) * D);
+    resize(c.dqkv, R * d_.qkv_cols);
+    ops::attention_backward<D>(System{}, d_att.data(), c.qkv.data(), c.qkv.data() + d_.q_heads * D,
+                               c.qkv.data() + (d_.q_heads + d_.kv_heads) * D, c.att.data(), c.lse.data(), attn_shape(),
+                               attn_scale(), c.dqkv.data(), c.dqkv.data() + d_.q_heads * D,
+                               c.dqkv.data() + (d_.q_heads + d_.kv_heads) * D);
     if (m_.position == position::rope) {
-      ops::rope_backward(System{}, c.dqkv.data(), R, d_.T, d_.Hq, D, d_.QKV, 0, rope_cos_.data(), rope_sin_.data());
-      ops::rope_backward(System{}, c.dqkv.data() + d_.Hq * D, R, d_.T, d_.Hkv, D, d_.QKV, 0, rope_cos_.data(),
+      ops::rope_backward(System{}, c.dqkv.data(), R, d_.seq_len, d_.q_heads, D, d_.qkv_cols, 0, rope_cos_.data(), rope_sin_.data());
+      ops::rope_backward(System{}, c.dqkv.data() + d_.q_heads * D, R, d_.seq_len, d_.kv_heads, D, d_.qkv_cols, 0, rope_cos_.data(),
                          rope_sin_.data());
     }
     ops::linear_backward(System{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
-                         d_.QKV, tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+                         d_.qkv_cols, tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
       ops::linear_backward(System{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
-                           d_.QKV, static_cast<T*>(nullptr), dW(s.qkv_w), dW(s.qkv_b));
+                           d_.qkv_cols, static_cast<T*>(nullptr), dW(s.qkv_w), dW(s.qkv_b));
     });
     reduce_rows(tmp_R_, tmp_l_);
     System::copy(dx.data(), dmid.data(), static_cast<std::int64_t>(dmid.size()));
@@ -408,14 +408,14 @@ class chunk {
   /// Column sums of this rank's rows of a gathered gradient into a tp-replicated bias.
   void bias_grad_local_rows(const tbuf& full, int b) {
     if (b < 0) return;
-    const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.Rl : 0;
-    ops::linear_backward(System{}, full.data() + row0 * d_.C, static_cast<const T*>(nullptr),
-                         static_cast<const T*>(nullptr), d_.Rl, 0, d_.C, static_cast<T*>(nullptr),
+    const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.local_rows : 0;
+    ops::linear_backward(System{}, full.data() + row0 * d_.hidden, static_cast<const T*>(nullptr),
+                         static_cast<const T*>(nullptr), d_.local_rows, 0, d_.hidden, static_cast<T*>(nullptr),
                          static_cast<G*>(nullptr), dW(b));
   }
   void copy_gathered(const tbuf& local, tbuf& full) {
-    resize(full, d_.R * d_.C);
-    if (d_.sp) all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.Rl * d_.C));
+    resize(full, d_.rows * d_.hidden);
+    if (d_.sp) all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.local_rows * d_.hidden));
     else System::copy(full.data(), local.data(), static_cast<std::int64_t>(local.size()));
   }
   template <class F>
@@ -426,15 +426,15 @@ class chunk {
 
   // ---- head and loss -------------------------------------------------------------------------------------
   void head_forward(state& st) {
-    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
+    const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     resize(st.hf, Rl * C);
     norm_forward(normf_w_, normf_b_, st.xs.back().data(), st.hf.data(), st.meanf, st.rstdf, Rl);
     const T* g = gather_rows(st.hf, st.gf);
-    resize(st.logits, R * d_.V);
-    ops::linear_forward(System{}, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.V, st.logits.data());
+    resize(st.logits, R * d_.vocab_rows);
+    ops::linear_forward(System{}, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.vocab_rows, st.logits.data());
     resize(st.lse, R);
     resize(st.loss, R);
-    const ops::vocab_slice vs{d_.V, d_.v0, d_.vocab, 0};
+    const ops::vocab_slice vs{d_.vocab_rows, d_.vocab_begin, d_.vocab, 0};
     if (d_.tp > 1)
       ops::cross_entropy_forward(System{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
     else
@@ -445,17 +445,17 @@ class chunk {
     st.loss_sum = sum;
   }
   void head_backward(state& st, bool split, G loss_scale, tbuf& dx) {
-    const std::int64_t R = d_.R, Rl = d_.Rl, C = d_.C;
-    const ops::vocab_slice vs{d_.V, d_.v0, d_.vocab, 0};
+    const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
+    const ops::vocab_slice vs{d_.vocab_rows, d_.vocab_begin, d_.vocab, 0};
     ops::cross_entropy_backward(System{}, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
                                 st.logits.data());
     const T* g = st.gf.empty() ? st.hf.data() : st.gf.data();
     resize(tmp_R_, R * C);
-    ops::linear_backward(System{}, st.logits.data(), g, W(head_), R, C, d_.V, tmp_R_.data(), static_cast<G*>(nullptr),
+    ops::linear_backward(System{}, st.logits.data(), g, W(head_), R, C, d_.vocab_rows, tmp_R_.data(), static_cast<G*>(nullptr),
                          static_cast<G*>(nullptr));
     weight_grad(split, st.deferred, [this, &st, R, C] {
       const T* gg = st.gf.empty() ? st.hf.data() : st.gf.data();
-      ops::linear_backward(System{}, st.logits.data(), gg, W(head_), R, C, d_.V, static_cast<T*>(nullptr), dW(head_),
+      ops::linear_backward(System{}, st.logits.data(), gg, W(head_), R, C, d_.vocab_rows, static_cast<T*>(nullptr), dW(head_),
                            static_cast<G*>(nullptr));
     });
     reduce_rows(tmp_R_, tmp_l_);
@@ -465,12 +465,12 @@ class chunk {
 
   ops::attention_shape attn_shape() const {
     ops::attention_shape a;
-    a.B = d_.b;
-    a.T = d_.T;
-    a.Hq = d_.Hq;
-    a.Hkv = d_.Hkv;
-    a.ld_q = a.ld_k = a.ld_v = d_.QKV;
-    a.ld_o = d_.Hq * D;
+    a.B = d_.seqs;
+    a.T = d_.seq_len;
+    a.Hq = d_.q_heads;
+    a.Hkv = d_.kv_heads;
+    a.ld_q = a.ld_k = a.ld_v = d_.qkv_cols;
+    a.ld_o = d_.q_heads * D;
     return a;
   }
   A attn_scale() const { return A(1) / std::sqrt(A(D)); }

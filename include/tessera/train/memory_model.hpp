@@ -47,15 +47,15 @@ inline double predicted_state_bytes(const std::vector<std::int64_t>& numel, cons
 /// the attention under selective), the head's logits, and the gradients received and sent.
 inline double chunk_state_bytes(const plan_desc& pd, const chunk_dims& d, int ms, element_bytes e) {
   const double t = e.value, a = e.acc;
-  const double R = static_cast<double>(d.R), Rl = static_cast<double>(d.Rl), C = static_cast<double>(d.C);
+  const double R = static_cast<double>(d.rows), Rl = static_cast<double>(d.local_rows), C = static_cast<double>(d.hidden);
   const bool ln = pd.model.norm == norm::layernorm;
   const schedule_kind k = pd.schedule.kind;
   const bool split = k == schedule_kind::zb_h1 || k == schedule_kind::zbv || k == schedule_kind::dualpipe_v;
   // a layer's cache: saved tensors, attention, and the output gradients its backward leaves in it
-  const double kept = t * (Rl * C * 3 + (d.sp ? 2 * R * C : 0) + R * static_cast<double>(d.QKV + d.U + d.F)) +
+  const double kept = t * (Rl * C * 3 + (d.sp ? 2 * R * C : 0) + R * static_cast<double>(d.qkv_cols + d.up_cols + d.ffn)) +
                       a * (Rl * (ln ? 4 : 2));
-  const double attention = t * R * static_cast<double>(d.Hq * d.D) + a * static_cast<double>(d.b * d.Hq * d.T);
-  const double grads = t * R * (2 * C + static_cast<double>(d.U + d.QKV));
+  const double attention = t * R * static_cast<double>(d.q_heads * d.head_dim) + a * static_cast<double>(d.seqs * d.q_heads * d.seq_len);
+  const double grads = t * R * (2 * C + static_cast<double>(d.up_cols + d.qkv_cols));
   const double whole = kept + attention + grads;
   // with recompute, a layer's cache is rebuilt for its backward and freed right after it (a transient
   // not counted here, nor in the measurement between actions) — unless a split backward keeps it for
@@ -65,7 +65,7 @@ inline double chunk_state_bytes(const plan_desc& pd, const chunk_dims& d, int ms
   const double nl = pd.layer_begin[ms + 1] - pd.layer_begin[ms];
   double b = t * (nl + 1) * Rl * C + nl * layer + 2 * t * Rl * C;  // xs, layers, dx and dy
   if (ms == pd.model_stages - 1)
-    b += t * (Rl * C + (d.sp ? R * C : 0) + R * static_cast<double>(d.V)) + a * (Rl * (ln ? 2 : 1) + 2 * R);
+    b += t * (Rl * C + (d.sp ? R * C : 0) + R * static_cast<double>(d.vocab_rows)) + a * (Rl * (ln ? 2 : 1) + 2 * R);
   return b;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tessera/optim/adamw.hpp"
 
@@ -34,6 +35,8 @@ struct train_options {
   double bucket_mb = 25;  ///< dp gradient all-reduce bucket size
   bool quiet = false;
   bool profile = false;
+  double hang_timeout = 0;               ///< seconds; 0 = automatic, < 0 = no watchdog
+  std::vector<std::string> inject_faults;  ///< KIND@STEP[:RANK] (train/faults.hpp)
 };
 
 /// Registers every flag on `app`.
@@ -96,6 +99,14 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--quiet", o.quiet, "no progress lines on stderr");
+  app.add_option("--hang-timeout", o.hang_timeout,
+                 "end the job with a report naming the rank(s) behind when a rank makes no progress for S seconds "
+                 "(0 = automatic: 600 s until the first step, then max(60 s, 20 x the slowest step); -1 = off)")
+      ->capture_default_str();
+  app.add_option("--inject-fault", o.inject_faults,
+                 "test a job's survival: KIND@STEP[:RANK] with KIND kill, hang, exception, nan or slow (repeatable; "
+                 "each fires once per job under scripts/tessera-run)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_flag("--profile", o.profile,
                "time every operator (after one warm-up step) and print rank 0's breakdown per step, with each "
                "GEMM shape's speed against the same GEMM run alone");

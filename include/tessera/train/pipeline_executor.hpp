@@ -80,7 +80,7 @@ class pipeline_executor {
 
   /// chunks[g]: the chunk of global stage g on this rank (nullptr for stages elsewhere).
   pipeline_executor(const plan_desc& pd, int pp_rank, const chunk_dims& d, Comm& pp, std::vector<chunk_t*> chunks)
-      : pd_(pd), me_(pp_rank), rows_(d.R), message_(static_cast<std::size_t>(d.Rl * d.C)), pp_(pp),
+      : pd_(pd), me_(pp_rank), rows_(d.rows), message_(static_cast<std::size_t>(d.local_rows * d.hidden)), pp_(pp),
         chunks_(std::move(chunks)) {}
 
   /// The batch the next programs read (in the system's memory): microbatch j of stage g reads rows

@@ -4,13 +4,15 @@
 //   start  {"event":"start", plan, params, world, batch, data, peak_flops_per_rank, flops_per_token,
 //           state bytes measured and predicted, predicted_activation_bytes, start_step, the machine}
 //   step   {"step", "loss", "grad_norm", "lr", "tokens", "step_ms", "tokens_per_s", "mfu", memory}
-//   other events: "eval", "checkpoint", "profile", "sample"
+//   other events: "eval", "checkpoint", "profile", "sample", "retry" (a step whose gradient was not
+//           finite, run again), "restart" (training again after a failure: reason, downtime_s, steps_redone)
 //
 // MFU = flops_per_token × tokens_per_s / (peak_flops_per_rank × world) (docs/training.md).
 #pragma once
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,9 +23,12 @@ namespace tessera {
 
 class run_log {
  public:
-  /// Rank 0 opens `path` (empty: no JSON log); `append` for a resumed run. Throws usage_error if it cannot.
+  /// Rank 0 opens `path` (empty: no JSON log), making its directory if need be; `append` for a resumed run.
+  /// Throws usage_error if it cannot.
   run_log(int rank, const std::string& path, bool append, bool quiet) : rank_(rank), quiet_(quiet) {
     if (rank != 0 || path.empty()) return;
+    std::error_code ec;  // the log's directory is made if need be (as --save's is)
+    if (const auto dir = std::filesystem::path(path).parent_path(); !dir.empty()) std::filesystem::create_directories(dir, ec);
     file_.open(path, append ? std::ios::app : std::ios::trunc);
     if (!file_) throw usage_error(cat("--log-json ", path, ": cannot open for writing"));
   }
@@ -51,6 +56,8 @@ struct step_report {
   double loss = 0, grad_norm = 0, lr = 0, ms = 0, tokens_per_s = 0, mfu = 0;
   std::int64_t tokens = 0, state_bytes = 0, peak_activation_bytes = 0, peak_rss_bytes = 0;
   bool skipped = false;
+  int restarts = 0;              ///< restarts of the job so far (scripts/tessera-run)
+  double fault_downtime_s = 0;   ///< time the job was down because of them
 
   nlohmann::json json() const {
     nlohmann::json j{{"step", step}, {"loss", loss}, {"grad_norm", grad_norm}, {"lr", lr}, {"tokens", tokens},
@@ -58,13 +65,18 @@ struct step_report {
                      {"state_bytes_per_rank", state_bytes}, {"peak_activation_bytes", peak_activation_bytes},
                      {"peak_rss_bytes", peak_rss_bytes}};
     if (skipped) j["skipped"] = "non-finite gradient";
+    if (restarts > 0) j["restarts"] = restarts, j["fault_downtime_s"] = fault_downtime_s;
     return j;
   }
   /// The progress line; eta_s: the time the remaining steps should take.
   void print(double eta_s) const {
-    std::fprintf(stderr, "step %5d/%d | loss %.6f | grad_norm %.4f | lr %.3e | %.0f tok/s | MFU %.1f%% | ETA %.0fs%s\n",
+    char faults[96] = "";
+    if (restarts > 0)
+      std::snprintf(faults, sizeof faults, " | faults: %d restart%s, %.1f s down", restarts, restarts > 1 ? "s" : "",
+                    fault_downtime_s);
+    std::fprintf(stderr, "step %5d/%d | loss %.6f | grad_norm %.4f | lr %.3e | %.0f tok/s | MFU %.1f%% | ETA %.0fs%s%s\n",
                  step + 1, steps, loss, grad_norm, lr, tokens_per_s, 100.0 * mfu, eta_s,
-                 skipped ? " | skipped: non-finite gradient" : "");
+                 skipped ? " | skipped: non-finite gradient" : "", faults);
   }
 };
 

@@ -67,6 +67,10 @@ int train(int argc, char** argv) {
   } catch (const usage_error& e) {
     std::fprintf(stderr, "tessera: %s (rank %d)\n", e.what(), rank);
     return usage_exit_code;
+  } catch (const std::exception& e) {  // not the user's input: a failure of this rank, which ends the job
+    std::fprintf(stderr, "tessera: error: %s (rank %d)\n", e.what(), rank);
+    std::fflush(stderr);
+    env.abort(1);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,26 +52,26 @@ inline chunk_dims chunk_dims_of(const plan_desc& pd, int head_dim, int batch, in
   if (batch % (pd.dp * M) != 0)
     throw usage_error(cat("--batch ", batch, " not divisible by dp (", pd.dp, ") x microbatches (", M, ")"));
   chunk_dims d;
-  d.b = batch / (pd.dp * M);
-  d.T = m.seq;
-  d.R = d.b * d.T;
+  d.seqs = batch / (pd.dp * M);
+  d.seq_len = m.seq;
+  d.rows = d.seqs * d.seq_len;
   d.tp = pd.tp;
   d.tp_rank = tp_rank;
   d.sp = pd.policy.sequence_parallel && pd.tp > 1;
-  if (d.sp && d.R % pd.tp != 0)
-    throw usage_error(cat("sequence parallel: rows per microbatch (", d.R, ") not divisible by tp (", pd.tp, ")"));
-  d.Rl = d.sp ? d.R / pd.tp : d.R;
+  if (d.sp && d.rows % pd.tp != 0)
+    throw usage_error(cat("sequence parallel: rows per microbatch (", d.rows, ") not divisible by tp (", pd.tp, ")"));
+  d.local_rows = d.sp ? d.rows / pd.tp : d.rows;
   d.recompute = pd.policy.recompute;
-  d.C = m.hidden;
-  d.D = head_dim;
-  d.Hq = m.heads / pd.tp;
-  d.Hkv = m.kv_heads / pd.tp;
-  d.F = m.ffn / pd.tp;
-  d.V = pd.vocab_padded / pd.tp;
-  d.v0 = tp_rank * d.V;
+  d.hidden = m.hidden;
+  d.head_dim = head_dim;
+  d.q_heads = m.heads / pd.tp;
+  d.kv_heads = m.kv_heads / pd.tp;
+  d.ffn = m.ffn / pd.tp;
+  d.vocab_rows = pd.vocab_padded / pd.tp;
+  d.vocab_begin = tp_rank * d.vocab_rows;
   d.vocab = m.vocab;
-  d.QKV = (d.Hq + 2 * d.Hkv) * head_dim;
-  d.U = (m.mlp == mlp::swiglu ? 2 : 1) * d.F;
+  d.qkv_cols = (d.q_heads + 2 * d.kv_heads) * head_dim;
+  d.up_cols = (m.mlp == mlp::swiglu ? 2 : 1) * d.ffn;
   return d;
 }
 
@@ -112,7 +113,7 @@ class trainer {
     for (std::size_t g = 0; g < chunk_of_stage_.size(); ++g)
       if (chunk_of_stage_[g] >= 0) by_stage[g] = chunks_[static_cast<std::size_t>(chunk_of_stage_[g])].get();
     executor_ = std::make_unique<pipeline_executor<T, D, Comm, System>>(pd, pp_rank_, d_, mc.along(axes::pp), std::move(by_stage));
-    inputs_.resize(static_cast<std::size_t>(batch_ / pd.dp * d_.T));
+    inputs_.resize(static_cast<std::size_t>(batch_ / pd.dp * d_.seq_len));
     targets_.resize(inputs_.size());
     if constexpr (System::host_accessible) {
       executor_->set_batch(inputs_.data(), targets_.data());
@@ -149,7 +150,7 @@ class trainer {
     }
     load_batch(k);
     sync_->begin_step();
-    const G scale = static_cast<G>(1.0 / (static_cast<double>(batch_) * d_.T));
+    const G scale = static_cast<G>(1.0 / (static_cast<double>(batch_) * d_.seq_len));
     const double loss = executor_->run(
         program_, scale, [this](std::size_t idx) { sync_->after_action(idx); }, [](auto&) {}, true);
     {
@@ -175,6 +176,9 @@ class trainer {
     if (zero_->optimizer_sharded()) zero_->update(p);
     return r;
   }
+
+  /// The next step's gradient norm is not finite on this rank (an injected fault: train/faults.hpp).
+  void poison_gradient_norm() { poison_norm_ = true; }
 
   /// Bytes of parameters, gradients and optimizer state this rank holds.
   std::int64_t state_bytes() const { return zero_->state_bytes(); }
@@ -229,7 +233,7 @@ class trainer {
   std::vector<std::int32_t> generate(std::vector<std::int32_t> seq, int n, double temperature, std::uint64_t seed) {
     check(!seq.empty(), "generate: the prompt must hold at least one token");
     std::uint64_t rng = sampling_state(seed);
-    const std::int64_t Tn = d_.T, V = d_.V;
+    const std::int64_t Tn = d_.seq_len, V = d_.vocab_rows;
     const pipeline_program one = forward_only_program(pd_, pp_rank_, 1);
     std::vector<float> row, full;
     for (int t = 0; t < n; ++t) {
@@ -354,7 +358,7 @@ class trainer {
   /// Mean token loss of the batch from this rank's summed loss (tp rank 0 of each last stage counts).
   double global_loss(double local) {
     const double v = tp_rank_ == 0 ? local : 0.0;
-    return all_reduce_value(mc_.world(), v) / (static_cast<double>(batch_) * d_.T);
+    return all_reduce_value(mc_.world(), v) / (static_cast<double>(batch_) * d_.seq_len);
   }
   /// The global gradient norm, every parameter counted once (by its owner; sharded slots by shard).
   double global_grad_norm() {
@@ -365,6 +369,7 @@ class trainer {
       if (owner_[i]) sq += ops::sum_of_squares(System{}, store_.slots[i].grad.data(), store_.slots[i].numel());
     }
     sq = zero_->add_shard_sum_of_squares(sq, tp_rank_);
+    if (poison_norm_) sq = std::numeric_limits<double>::quiet_NaN(), poison_norm_ = false;
     return std::sqrt(all_reduce_value(mc_.world(), sq));
   }
 
@@ -391,6 +396,7 @@ class trainer {
   std::vector<std::int32_t> inputs_, targets_;             ///< this rank's batch, on the host
   buffer_of<System, std::int32_t> system_inputs_, system_targets_;  ///< ... in the system's memory (when not the host's)
   std::int64_t adam_step_ = 0;
+  bool poison_norm_ = false;
 };
 
 }  // namespace tessera

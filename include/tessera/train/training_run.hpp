@@ -13,18 +13,21 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
+#include "tessera/comm/consensus.hpp"
 #include "tessera/comm/mesh_comms.hpp"
 #include "tessera/core/rss.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/gemm_bench.hpp"
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/data.hpp"
+#include "tessera/train/faults.hpp"
 #include "tessera/train/hf_io.hpp"
 #include "tessera/train/machine.hpp"
 #include "tessera/train/options.hpp"
@@ -32,6 +35,7 @@
 #include "tessera/train/profile_report.hpp"
 #include "tessera/train/run_log.hpp"
 #include "tessera/train/trainer.hpp"
+#include "tessera/train/watchdog.hpp"
 
 extern "C" int openblas_get_parallel(void);  // 0 sequential, 1 pthreads, 2 OpenMP
 
@@ -43,13 +47,23 @@ class training_run {
   /// Collective over `job`, whose size is the mesh's. program: this pipeline rank's actions.
   training_run(const plan_desc& pd, const train_options& o, const Comm& job, std::vector<action> (*program_of)(int))
       : pd_(pd), o_(o), mc_(job, pd.mesh), everyone_(mc_.world()), rank_(everyone_.rank()),
-        data_(o.data, pd.model.vocab, pd.model.seq), order_{o.shuffle, o.seed},
+        watchdog_(everyone_, o.hang_timeout), faults_(o.inject_faults, rank_, everyone_.size()),
+        restart_(restart_of_environment()), data_(o.data, pd.model.vocab, pd.model.seq), order_{o.shuffle, o.seed},
         tr_(pd, program_of(mc_.coord(axis::pp)), o, mc_, data_), plan_(plan_to_json(pd)) {
     if (order_.shuffle) data_.shuffle(order_.seed);
     if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr_.tensors(), tr_.store());
-    if (!o.resume_dir.empty()) resume();
+    if (!o.resume_dir.empty()) {
+      watchdog_.long_phase("loading a checkpoint");
+      resume();
+    }
     tr_.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
-    log_.emplace(rank_, o.log_json, !resumed_from_.empty(), o.quiet);
+    std::string err;  // rank 0 opens the log; every rank learns whether it could
+    try {
+      log_.emplace(rank_, o.log_json, !resumed_from_.empty(), o.quiet);
+    } catch (const usage_error& e) {
+      err = e.what();
+    }
+    if (const std::string first = first_error(everyone_, err); !first.empty()) throw usage_error(first);
   }
 
   int run() {
@@ -140,10 +154,20 @@ class training_run {
         prof::reset();
         prof::enabled() = true;
       }
+      watchdog_.step_begins(k);
+      if (k == k0_) report_restart();
+      faults_.before_step(k);
+      if (faults_.take_poison(k)) tr_.poison_gradient_norm();
       everyone_.barrier();
       const auto t0 = std::chrono::steady_clock::now();
-      const auto r = tr_.step(k);
+      auto r = tr_.step(k);
+      if (r.skipped) {  // a transient fault (or an injected one) passes; a real overflow is skipped below
+        log_->note("tessera: step %d: the gradient norm is not finite; retrying the step once\n", k + 1);
+        log_->emit({{"event", "retry"}, {"step", k}, {"reason", "non-finite gradient"}});
+        r = tr_.step(k);
+      }
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      watchdog_.step_done(ms / 1000.0);
       if (prof::enabled()) {
         ++profiled;
         profiled_ms += ms;
@@ -155,6 +179,8 @@ class training_run {
       rep.state_bytes = state_bytes_;
       rep.peak_activation_bytes = all_reduce_value(everyone_, tr_.peak_activation_bytes(), reduce_op::max);
       rep.peak_rss_bytes = all_reduce_value(everyone_, peak_rss_bytes(), reduce_op::max);  // largest rank's
+      rep.restarts = restart_.count;
+      rep.fault_downtime_s = restart_.downtime_s;
       log_->emit(rep.json());
       if (rank_ == 0 && !o_.quiet && (k % o_.log_every == 0 || k + 1 == k_end)) {
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -179,6 +205,7 @@ class training_run {
         {"optimizer", {{"kind", "adamw"}, {"lr", o_.lr}, {"min_lr", o_.min_lr}, {"warmup", o_.warmup}, {"steps", o_.steps},
                        {"weight_decay", o_.weight_decay}, {"beta1", o_.beta1}, {"beta2", o_.beta2}, {"eps", o_.eps},
                        {"grad_clip", o_.grad_clip}}}};
+    watchdog_.long_phase(cat("writing the checkpoint of step ", step));
     const std::string where = save_checkpoint(o_.save_dir, step, tr_, plan_, extra, everyone_);
     last_saved_ = step;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -220,6 +247,43 @@ class training_run {
                 {"text", bytes ? text : std::string()}});
   }
 
+  /// What scripts/tessera-run says about the failures before this launch (TESSERA_RESTART, JSON):
+  /// {"restart": n, "reason": …, "failed_at": unix seconds, "downtime_s": the earlier restarts' total,
+  /// "last_step": the last step the failed run logged (-1: unknown)}.
+  struct restart_info {
+    int count = 0;
+    std::string reason;
+    double failed_at = 0, downtime_s = 0;
+    int last_step = -1;
+  };
+  static restart_info restart_of_environment() {
+    restart_info r;
+    const char* env = std::getenv("TESSERA_RESTART");
+    if (!env || !*env) return r;
+    const nlohmann::json j = nlohmann::json::parse(env, nullptr, false);
+    if (!j.is_object()) return r;
+    r.count = j.value("restart", 0);
+    r.reason = j.value("reason", std::string("unknown"));
+    r.failed_at = j.value("failed_at", 0.0);
+    r.downtime_s = j.value("downtime_s", 0.0);
+    r.last_step = j.value("last_step", -1);
+    return r;
+  }
+  /// The restart event, as training starts again: how long the job was down since the failure, and how
+  /// many steps it does again (those after the checkpoint it resumed from).
+  void report_restart() {
+    if (restart_.count == 0) return;
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double down = restart_.failed_at > 0 ? now - restart_.failed_at : 0.0;
+    restart_.downtime_s += down;
+    nlohmann::json e{{"event", "restart"}, {"restart", restart_.count}, {"reason", restart_.reason}, {"step", k0_},
+                     {"downtime_s", down}, {"total_downtime_s", restart_.downtime_s}};
+    if (restart_.last_step >= 0) e["steps_redone"] = std::max(0, restart_.last_step + 1 - k0_);
+    log_->emit(e);
+    log_->note("tessera: restart %d (%s): training again at step %d, %.1f s after the failure\n", restart_.count,
+               restart_.reason.c_str(), k0_ + 1, down);
+  }
+
   /// MFU = flops_per_token × tokens_per_s / (peak_flops_per_rank × world)
   double mfu(double tokens_per_s) const {
     return peak_flops_ > 0 ? flops_per_token(pd_.model) * tokens_per_s / (peak_flops_ * everyone_.size()) : 0.0;
@@ -231,6 +295,9 @@ class training_run {
   mesh_comms<Comm> mc_;
   Comm& everyone_;
   int rank_ = 0;
+  watchdog watchdog_;
+  fault_injector faults_;
+  restart_info restart_;
   token_data data_;
   data_order order_;
   trainer<T, D, Comm> tr_;

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Jobs that survive (docs/reliability.md): the main job on 8 ranks under scripts/tessera-run, with faults
+injected — ranks killed, an exception, a hang, a non-finite gradient, a straggler — finishes every step
+with every loss and gradient norm bitwise equal to an uninterrupted run's.
+
+Checked: each failure is one restart line in the JSON log with the right reason (the hang names the
+rank that fell behind); the non-finite gradient is a retry, not a restart; from a rank's death to
+training again takes at most --max-down seconds (the hang: its timeout + 2 s more); every checkpoint left
+on disk is complete and its files match their manifest's sizes and CRC-32s; the fault log shows each
+fault fired exactly once. Then a hang alone, without the supervisor: the job ends within the timeout +
+2 s with exit 124 and one message naming the stopped rank."""
+import argparse, json, os, re, shutil, subprocess, sys, time, zlib
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--mpiexec", required=True)
+ap.add_argument("--exe", required=True, help="the main job's program (8 ranks)")
+ap.add_argument("--supervisor", required=True, help="scripts/tessera-run")
+ap.add_argument("--data", required=True)
+ap.add_argument("--work", required=True)
+ap.add_argument("--steps", type=int, default=14)
+ap.add_argument("--hang-timeout", type=float, default=5)
+ap.add_argument("--max-down", type=float, default=5)
+a = ap.parse_args()
+shutil.rmtree(a.work, ignore_errors=True)
+os.makedirs(a.work)
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+env.pop("TESSERA_FAULT_LOG", None)
+env.pop("TESSERA_RESTART", None)
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def flags(name, extra=()):
+    return ["--data", a.data, "--steps", str(a.steps), "--batch", "8", "--lr", "1e-3", "--warmup", "2",
+            "--threads", "1", "--peak-tflops", "1", "--quiet", "--save-every", "2",
+            "--save", os.path.join(a.work, name, "ck"), "--log-json", os.path.join(a.work, name, "log.json"),
+            "--hang-timeout", str(a.hang_timeout)] + list(extra)
+
+
+def steps_of(log):
+    """step → (loss, grad_norm) as logged last (a redone step's later line wins), and the events."""
+    steps, events = {}, []
+    with open(log) as f:
+        for line in f:
+            j = json.loads(line)
+            if "event" in j:
+                events.append(j)
+            elif "step" in j:
+                steps[j["step"]] = (j["loss"], j["grad_norm"])
+    return steps, events
+
+
+# ---- the uninterrupted run ------------------------------------------------------------------------------
+r = subprocess.run([a.mpiexec, "-np", "8", "--oversubscribe", a.exe] + flags("clean"), env=env,
+                   capture_output=True, text=True)
+check(r.returncode == 0, f"uninterrupted run exits 0 (got {r.returncode}: {r.stderr[-500:]})")
+clean, _ = steps_of(os.path.join(a.work, "clean", "log.json"))
+check(sorted(clean) == list(range(a.steps)), "uninterrupted run logs every step")
+
+# ---- the same run with faults, under the supervisor -------------------------------------------------------
+faults = ["kill@3:3", "exception@5:6", "hang@7:5", "nan@9:2", "slow@10:1", "kill@12:0"]
+cmd = [a.supervisor, "--np", "8", "--max-restarts", "6", "--mpirun", a.mpiexec, "--", a.exe] + flags(
+    "faulty", sum((["--inject-fault", f] for f in faults), []))
+t0 = time.time()
+r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+check(r.returncode == 0, f"faulty run finishes under tessera-run (exit {r.returncode}: {r.stderr[-800:]})")
+print(f"     faulty run: {time.time() - t0:.1f} s")
+faulty, events = steps_of(os.path.join(a.work, "faulty", "log.json"))
+check(sorted(faulty) == list(range(a.steps)), "faulty run logs every step")
+diff = [k for k in clean if faulty.get(k) != clean[k]]
+check(not diff, f"every loss and grad_norm bitwise equal to the uninterrupted run's (differ: {diff})")
+
+restarts = [e for e in events if e.get("event") == "restart"]
+reasons = [e["reason"] for e in restarts]
+check(len(restarts) == 4, f"four restarts (kill, exception, hang, kill): {reasons}")
+want = [r"rank 3 killed by signal 9", r"rank 6 failed: injected fault exception@5:6", r"hang: rank\(s\) 5 fell behind",
+        r"rank 0 killed by signal 9"]
+for w, got in zip(want, reasons):
+    check(re.search(w, got) is not None, f"restart reason /{w}/ in '{got}'")
+for e in restarts:
+    limit = a.max_down + (a.hang_timeout + 2 if e["reason"].startswith("hang") else 0)
+    check(e["downtime_s"] <= limit, f"restart {e['restart']} ({e['reason'][:30]}…): down {e['downtime_s']:.2f} s <= {limit} s")
+    print(f"     restart {e['restart']}: at step {e['step']}, down {e['downtime_s']:.2f} s, {e.get('steps_redone')} step(s) redone")
+retries = [e for e in events if e.get("event") == "retry"]
+check([e["step"] for e in retries] == [9], f"the non-finite gradient of step 9 is retried once, not restarted: {retries}")
+
+fired = open(os.path.join(a.work, "faulty", "ck", ".tessera-faults")).read().split("\n")
+fired = sorted(l.split()[0] for l in fired if l.strip())
+check(fired == sorted(f if ":" in f else f + ":0" for f in faults), f"each fault fired once: {fired}")
+
+ck = os.path.join(a.work, "faulty", "ck")
+for d in sorted(os.listdir(ck)):
+    if not d.startswith("step_"):
+        check(d == ".tessera-faults", f"nothing but checkpoints and the fault log in the save directory: {d}")
+        continue
+    m = json.load(open(os.path.join(ck, d, "manifest.json")))
+    for name, want_file in m["files"].items():
+        data = open(os.path.join(ck, d, name), "rb").read()
+        ok = len(data) == want_file["bytes"] and zlib.crc32(data) == want_file["crc32"]
+        check(ok, f"{d}/{name}: size and CRC-32 as its manifest says")
+
+# ---- a hang without the supervisor: named within the timeout + 2 s ------------------------------------------
+fault_log = os.path.join(a.work, "hang.faults")
+p = subprocess.Popen([a.mpiexec, "-np", "8", "--oversubscribe", a.exe] + flags("hang", ["--inject-fault", "hang@2:6"]),
+                     env=dict(env, TESSERA_FAULT_LOG=fault_log), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+msgs, named_at = [], None
+for line in p.stderr:
+    if line.startswith("tessera: hang:"):
+        msgs.append(line.strip())
+        named_at = named_at or time.time()
+rc = p.wait()
+check(rc == 124, f"a hung job exits 124 (got {rc})")
+check(any("fell behind: rank(s) 6 did not report" in l for l in msgs), "the hang message names rank 6: " + " / ".join(msgs[:2]))
+check(sum(1 for l in msgs if "no progress for" in l) == 1, "one message for the job")
+fired_at = float(open(fault_log).read().split()[1])
+if named_at:
+    check(named_at - fired_at <= a.hang_timeout + 2, f"the hang is named {named_at - fired_at:.2f} s after it began "
+          f"(<= the timeout {a.hang_timeout} s + 2 s)")
+
+print("FAILED: " + "; ".join(failures) if failures else "all fault-tolerance checks passed")
+sys.exit(1 if failures else 0)
