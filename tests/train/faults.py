@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Jobs that survive (docs/reliability.md): the main job on 8 ranks under scripts/tessera-run, with faults
 injected — ranks killed, an exception, a hang, a non-finite gradient, a straggler — finishes every step
-with every loss and gradient norm bitwise equal to an uninterrupted run's.
+with every loss and gradient norm bitwise equal to an uninterrupted run's, and the straggler's step line
+names it.
 
 Checked: each failure is one restart line in the JSON log with the right reason (the hang names the
 rank that fell behind); the non-finite gradient is a retry, not a restart; from a rank's death to
@@ -42,6 +43,9 @@ def flags(name, extra=()):
             "--hang-timeout", str(a.hang_timeout)] + list(extra)
 
 
+lines_of_step = {}
+
+
 def steps_of(log):
     """step → (loss, grad_norm) as logged last (a redone step's later line wins), and the events."""
     steps, events = {}, []
@@ -52,6 +56,7 @@ def steps_of(log):
                 events.append(j)
             elif "step" in j:
                 steps[j["step"]] = (j["loss"], j["grad_norm"])
+                lines_of_step[(log, j["step"])] = j
     return steps, events
 
 
@@ -89,6 +94,9 @@ for e in restarts:
 retries = [e for e in events if e.get("event") == "retry"]
 check([e["step"] for e in retries] == [9], f"the non-finite gradient of step 9 is retried once, not restarted: {retries}")
 
+slow = lines_of_step.get((os.path.join(a.work, "faulty", "log.json"), 10), {})
+check(slow.get("slowest_rank") == 1 and slow.get("slowest_lag_s", 0) > 1.5,
+      f"step 10's line names the straggler, rank 1, about 2 s behind: {slow.get('slowest_rank')}, {slow.get('slowest_lag_s')}")
 fired = open(os.path.join(a.work, "faulty", "ck", ".tessera-faults")).read().split("\n")
 fired = sorted(l.split()[0] for l in fired if l.strip())
 check(fired == sorted(f if ":" in f else f + ":0" for f in faults), f"each fault fired once: {fired}")

@@ -68,6 +68,11 @@ class flight_recorder {
     touch();
   }
 
+  /// Time spent blocked in communication (blocking operations, waits on non-blocking ones), summed: a
+  /// step's time less what it adds during the step is the rank's own work (straggler reports).
+  void add_blocked(double seconds) { blocked_s_.store(blocked_s_.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed); }
+  double blocked_s() const { return blocked_s_.load(std::memory_order_relaxed); }
+
   void enable(bool on) { enabled_.store(on, std::memory_order_relaxed); }
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
   /// Seconds since the last progress.
@@ -125,21 +130,27 @@ class flight_recorder {
   std::string where_;
   std::atomic<bool> enabled_{false};
   std::atomic<double> last_progress_{0.0};
+  std::atomic<double> blocked_s_{0.0};
   std::chrono::steady_clock::time_point t0_;
 };
 
-/// Records one blocking operation for its scope.
+/// Records one blocking operation for its scope (and the time it blocks).
 class recorded_op {
  public:
   recorded_op(const std::string& label, const char* op, std::size_t bytes, int peer = -1)
-      : seq_(flight_recorder::process().begin(label, op, bytes, peer)) {}
-  ~recorded_op() { flight_recorder::process().end(seq_); }
+      : seq_(flight_recorder::process().begin(label, op, bytes, peer)), t0_(std::chrono::steady_clock::now()) {}
+  ~recorded_op() {
+    auto& fr = flight_recorder::process();
+    fr.add_blocked(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count());
+    fr.end(seq_);
+  }
   recorded_op(const recorded_op&) = delete;
   recorded_op& operator=(const recorded_op&) = delete;
   std::uint64_t seq() const { return seq_; }
 
  private:
   std::uint64_t seq_;
+  std::chrono::steady_clock::time_point t0_;
 };
 
 }  // namespace tessera

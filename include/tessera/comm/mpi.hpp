@@ -9,6 +9,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -119,7 +120,9 @@ class mpi_request {
   /// Completes the operation. @post !pending()
   void wait() {
     if (!reqs_.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
       const int rc = MPI_Waitall(static_cast<int>(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE);
+      flight_recorder::process().add_blocked(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       reqs_.clear();
       detail::mpi_check(rc, what_);
     }

@@ -56,6 +56,8 @@ struct step_report {
   double loss = 0, grad_norm = 0, lr = 0, ms = 0, tokens_per_s = 0, mfu = 0;
   std::int64_t tokens = 0, state_bytes = 0, peak_activation_bytes = 0, peak_rss_bytes = 0;
   bool skipped = false;
+  int slowest_rank = -1;         ///< a rank whose own work lagged this step (train/stragglers.hpp), or -1
+  double slowest_lag_s = 0;      ///< by how much
   int restarts = 0;              ///< restarts of the job so far (scripts/tessera-run)
   double fault_downtime_s = 0;   ///< time the job was down because of them
 
@@ -65,18 +67,20 @@ struct step_report {
                      {"state_bytes_per_rank", state_bytes}, {"peak_activation_bytes", peak_activation_bytes},
                      {"peak_rss_bytes", peak_rss_bytes}};
     if (skipped) j["skipped"] = "non-finite gradient";
+    if (slowest_rank >= 0) j["slowest_rank"] = slowest_rank, j["slowest_lag_s"] = slowest_lag_s;
     if (restarts > 0) j["restarts"] = restarts, j["fault_downtime_s"] = fault_downtime_s;
     return j;
   }
   /// The progress line; eta_s: the time the remaining steps should take.
   void print(double eta_s) const {
-    char faults[96] = "";
+    char slowest[64] = "", faults[96] = "";
+    if (slowest_rank >= 0) std::snprintf(slowest, sizeof slowest, " | slowest: rank %d +%.2f s", slowest_rank, slowest_lag_s);
     if (restarts > 0)
       std::snprintf(faults, sizeof faults, " | faults: %d restart%s, %.1f s down", restarts, restarts > 1 ? "s" : "",
                     fault_downtime_s);
-    std::fprintf(stderr, "step %5d/%d | loss %.6f | grad_norm %.4f | lr %.3e | %.0f tok/s | MFU %.1f%% | ETA %.0fs%s%s\n",
+    std::fprintf(stderr, "step %5d/%d | loss %.6f | grad_norm %.4f | lr %.3e | %.0f tok/s | MFU %.1f%% | ETA %.0fs%s%s%s\n",
                  step + 1, steps, loss, grad_norm, lr, tokens_per_s, 100.0 * mfu, eta_s,
-                 skipped ? " | skipped: non-finite gradient" : "", faults);
+                 skipped ? " | skipped: non-finite gradient" : "", slowest, faults);
   }
 };
 

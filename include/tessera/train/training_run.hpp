@@ -21,6 +21,7 @@
 
 #include "tessera/comm/communicator.hpp"
 #include "tessera/comm/consensus.hpp"
+#include "tessera/comm/flight_recorder.hpp"
 #include "tessera/comm/mesh_comms.hpp"
 #include "tessera/core/rss.hpp"
 #include "tessera/ops/host/blas.hpp"
@@ -34,6 +35,7 @@
 #include "tessera/train/plan.hpp"
 #include "tessera/train/profile_report.hpp"
 #include "tessera/train/run_log.hpp"
+#include "tessera/train/stragglers.hpp"
 #include "tessera/train/trainer.hpp"
 #include "tessera/train/watchdog.hpp"
 
@@ -156,10 +158,11 @@ class training_run {
       }
       watchdog_.step_begins(k);
       if (k == k0_) report_restart();
-      faults_.before_step(k);
-      if (faults_.take_poison(k)) tr_.poison_gradient_norm();
       everyone_.barrier();
       const auto t0 = std::chrono::steady_clock::now();
+      const double blocked0 = flight_recorder::process().blocked_s();
+      faults_.before_step(k);
+      if (faults_.take_poison(k)) tr_.poison_gradient_norm();
       auto r = tr_.step(k);
       if (r.skipped) {  // a transient fault (or an injected one) passes; a real overflow is skipped below
         log_->note("tessera: step %d: the gradient norm is not finite; retrying the step once\n", k + 1);
@@ -167,7 +170,9 @@ class training_run {
         r = tr_.step(k);
       }
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double work_s = ms / 1000.0 - (flight_recorder::process().blocked_s() - blocked0);
       watchdog_.step_done(ms / 1000.0);
+      const straggler_monitor::report slow = stragglers_.slowest(everyone_, work_s, ms / 1000.0);
       if (prof::enabled()) {
         ++profiled;
         profiled_ms += ms;
@@ -179,6 +184,8 @@ class training_run {
       rep.state_bytes = state_bytes_;
       rep.peak_activation_bytes = all_reduce_value(everyone_, tr_.peak_activation_bytes(), reduce_op::max);
       rep.peak_rss_bytes = all_reduce_value(everyone_, peak_rss_bytes(), reduce_op::max);  // largest rank's
+      rep.slowest_rank = slow.rank;
+      rep.slowest_lag_s = slow.lag_s;
       rep.restarts = restart_.count;
       rep.fault_downtime_s = restart_.downtime_s;
       log_->emit(rep.json());
@@ -297,6 +304,7 @@ class training_run {
   int rank_ = 0;
   watchdog watchdog_;
   fault_injector faults_;
+  straggler_monitor stragglers_;
   restart_info restart_;
   token_data data_;
   data_order order_;
