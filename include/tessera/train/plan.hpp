@@ -7,6 +7,8 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <tuple>
+#include <type_traits>
 
 #include "tessera/core/bf16.hpp"
 #include "tessera/layout/layout.hpp"
@@ -202,5 +204,27 @@ struct plan {
 
 template <class T> inline constexpr bool is_plan_v = false;
 template <class Mo, class Me, class S, class... P> inline constexpr bool is_plan_v<plan<Mo, Me, S, P...>> = true;
+
+/// One program for several meshes of the same model (ts::train<ts::elastic<plan_a, plan_b, …>>): it runs
+/// the plan whose mesh size is the MPI world size, so a job restarted on fewer ranks goes on with another
+/// layout, resharding the checkpoint it resumes from. The plans need distinct mesh sizes.
+template <class... Plans>
+struct elastic {
+  static_assert(sizeof...(Plans) >= 1, "tessera::elastic<...>: give at least one plan");
+  static_assert((is_plan_v<Plans> && ...), "tessera::elastic<...>: every argument must be a ts::plan<...>");
+  using first = std::tuple_element_t<0, std::tuple<Plans...>>;
+  static_assert((std::is_same_v<typename Plans::model, typename first::model> && ...),
+                "tessera::elastic<...>: every plan must train the same model (one resumes another's checkpoint)");
+  static constexpr std::array<int, sizeof...(Plans)> world_sizes{Plans::desc.mesh.world()...};
+  static constexpr bool distinct_sizes() {
+    for (std::size_t i = 0; i < world_sizes.size(); ++i)
+      for (std::size_t j = i + 1; j < world_sizes.size(); ++j)
+        if (world_sizes[i] == world_sizes[j]) return false;
+    return true;
+  }
+  static_assert(distinct_sizes(), "tessera::elastic<...>: two plans have the same mesh size (the world size must choose one)");
+};
+template <class T> inline constexpr bool is_elastic_v = false;
+template <class... P> inline constexpr bool is_elastic_v<elastic<P...>> = true;
 
 }  // namespace tessera

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,11 @@ std::vector<action> program_of_rank(int pp_rank) {
   return program;
 }
 
-/// The training program: parses the flags (docs/training.md), checks the world against the mesh, trains.
+namespace train_detail {
+/// The training program of Plan in a running MPI job whose world is the plan's mesh: parses the flags,
+/// sets the threads, trains. default_batch: the global batch without --batch (0: dp × microbatches).
 template <class Plan>
-int train(int argc, char** argv) {
-  static_assert(is_plan_v<Plan>, "tessera::train<P>: P must be a ts::plan<...>");
-  ops::host::openblas::restart_with_cpu_kernels();  // before MPI: OpenBLAS's generic kernels on a new CPU
-  mpi_environment env(argc, argv);
+int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
   constexpr plan_desc pd = Plan::desc;
   const int rank = env.rank();
   CLI::App app{"tessera training program (" + std::string(pd.model.family_name()) + ")"};
@@ -42,18 +42,17 @@ int train(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (rank == 0 || e.get_exit_code() != 0) {
-      if (rank == 0) app.exit(e);
-    }
+    if (rank == 0) app.exit(e);
     return e.get_exit_code() == 0 ? 0 : usage_exit_code;
   }
   require_world_size(pd.mesh.world());
+  if (o.batch == 0) o.batch = default_batch;
   try {
     if (!o.backend.empty() && o.backend == "cuda")
       throw usage_error("--backend cuda: the trainer runs on the host backend only in this version (the CUDA "
                         "operators and NCCL communicator exist, the CUDA trainer does not yet); use --backend host");
     const mpi_comm job = mpi_comm::world();
-    const int threads = o.threads > 0 ? o.threads : train_detail::default_threads(job.split_by_node().size());
+    const int threads = o.threads > 0 ? o.threads : default_threads(job.split_by_node().size());
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     if (rank == 0 && threads > 1 && openblas_get_parallel() == 1)
@@ -71,6 +70,54 @@ int train(int argc, char** argv) {
     std::fprintf(stderr, "tessera: error: %s (rank %d)\n", e.what(), rank);
     std::fflush(stderr);
     env.abort(1);
+  }
+}
+
+/// ts::elastic: the plan whose mesh size is the world's; every plan's default batch is the first plan's
+/// (so the global batch, and with it the losses, do not depend on the world size).
+template <class... Plans>
+int run_elastic(mpi_environment& env, int argc, char** argv, elastic<Plans...>) {
+  using first = typename elastic<Plans...>::first;
+  constexpr int batch = first::desc.dp * first::desc.schedule.microbatches;
+  int rc = -1;
+  ((rc < 0 && env.size() == Plans::desc.mesh.world() ? (rc = run_plan<Plans>(env, argc, argv, batch), 0) : 0), ...);
+  if (rc >= 0) return rc;
+  std::string sizes;
+  for (int n : elastic<Plans...>::world_sizes) sizes += cat(sizes.empty() ? "" : ", ", n);
+  std::fprintf(stderr, "tessera: no plan of this program runs on %d ranks (its plans' mesh sizes: %s; run with mpirun -np "
+                       "one of them) (rank %d)\n", env.size(), sizes.c_str(), env.rank());
+  return usage_exit_code;
+}
+
+/// TESSERA_PRINT_PLANS=1: the program prints the world sizes it has plans for, as JSON, and exits —
+/// how scripts/tessera-run learns where an elastic job can go on.
+template <class P>
+bool print_plans_if_asked() {
+  const char* ask = std::getenv("TESSERA_PRINT_PLANS");
+  if (!ask || std::string(ask) != "1") return false;
+  std::string sizes;
+  if constexpr (is_elastic_v<P>) {
+    for (int n : P::world_sizes) sizes += cat(sizes.empty() ? "" : ",", n);
+  } else {
+    sizes = cat(P::desc.mesh.world());
+  }
+  std::printf("{\"world_sizes\":[%s]}\n", sizes.c_str());
+  return true;
+}
+}  // namespace train_detail
+
+/// The training program: parses the flags (docs/training.md), checks the world against the mesh, trains.
+/// P is a ts::plan<…>, or ts::elastic<plan…> (the plan whose mesh size is the world size).
+template <class P>
+int train(int argc, char** argv) {
+  static_assert(is_plan_v<P> || is_elastic_v<P>, "tessera::train<P>: P must be a ts::plan<...> or ts::elastic<plan...>");
+  if (train_detail::print_plans_if_asked<P>()) return 0;
+  ops::host::openblas::restart_with_cpu_kernels();  // before MPI: OpenBLAS's generic kernels on a new CPU
+  mpi_environment env(argc, argv);
+  if constexpr (is_elastic_v<P>) {
+    return train_detail::run_elastic(env, argc, argv, P{});
+  } else {
+    return train_detail::run_plan<P>(env, argc, argv, 0);
   }
 }
 

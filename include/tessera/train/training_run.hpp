@@ -284,6 +284,7 @@ class training_run {
     const double down = restart_.failed_at > 0 ? now - restart_.failed_at : 0.0;
     restart_.downtime_s += down;
     nlohmann::json e{{"event", "restart"}, {"restart", restart_.count}, {"reason", restart_.reason}, {"step", k0_},
+                     {"world", everyone_.size()},
                      {"downtime_s", down}, {"total_downtime_s", restart_.downtime_s}};
     if (restart_.last_step >= 0) e["steps_redone"] = std::max(0, restart_.last_step + 1 - k0_);
     log_->emit(e);

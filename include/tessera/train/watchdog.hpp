@@ -6,10 +6,12 @@
 // watchdog writes one line — the rank, its step, the operation it is in — into a directory the ranks of
 // this node share (under /dev/shm), waits a grace period for the other ranks' lines, and exits the process
 // with exit_code (so mpirun ends the job: nothing spins forever). The lowest rank that reported prints
-// the job's one message first: which ranks fell behind — those that did not report (stopped, dead, or
-// stuck outside communication) or are at an earlier step — and the operation every reporting rank is
-// stuck in. The timeout is --hang-timeout S; by default it is generous until the first step is done
-// (start-up, loading a checkpoint) and then max(60 s, 20 × the slowest step so far).
+// the job's one message — which ranks fell behind (those that did not report: stopped, dead, or stuck
+// outside communication; or at an earlier step than the others) and the operation every reporting rank
+// is in — and exits first; the others wait a little longer, so that mpirun, which ends the job when a
+// rank exits, has forwarded the message. The timeout is --hang-timeout S; by default it is generous
+// until the first step is done (start-up, loading a checkpoint) and then max(60 s, 20 × the slowest step
+// so far).
 #pragma once
 #include <unistd.h>
 
@@ -125,8 +127,13 @@ class watchdog {
       std::string line;
       if (std::getline(in, line)) lines[std::atoi(name.c_str() + 4)] = line;
     }
-    if (!lines.empty() && lines.begin()->first == rank_) std::fputs(message(lines, idle).c_str(), stderr);
-    std::fflush(stderr);
+    const bool printer = !lines.empty() && lines.begin()->first == rank_;
+    if (printer) {
+      std::fputs(message(lines, idle).c_str(), stderr);
+      std::fflush(stderr);
+    } else {  // the printer exits first: mpirun ends the job when the first rank exits, its message sent
+      std::this_thread::sleep_for(std::chrono::duration<double>(2 * grace_s));
+    }
     std::_Exit(exit_code);
   }
 
