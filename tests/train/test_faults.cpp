@@ -14,6 +14,7 @@
 #include "tessera/comm/loopback.hpp"
 #include "tessera/comm/mesh_comms.hpp"
 #include "tessera/train/faults.hpp"
+#include "tessera/train/snapshot.hpp"
 
 namespace ts = tessera;
 
@@ -96,4 +97,44 @@ TEST_CASE("mesh communicators are labelled by their axes for the flight recorder
   CHECK(mc::label_of(ts::axes::dp | ts::axes::tp) == "dp+tp");
   CHECK(mc::label_of(ts::axes::all) == "world");
   CHECK(mc::label_of(ts::axes::none) == "self");
+}
+
+TEST_CASE("snapshot files: whole or refused — a missing, truncated or damaged file is named with the reason") {
+  const auto dir = std::filesystem::temp_directory_path() / "tessera_test_snapshots";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "rank3.snap").string();
+  std::vector<unsigned char> state(1000);
+  for (std::size_t i = 0; i < state.size(); ++i) state[i] = static_cast<unsigned char>(i * 7);
+  ts::snapshot_header h;
+  h.rank = 3;
+  h.world = 8;
+  h.step = 12;
+  h.adam_step = 11;
+  h.layout = 0xabcdef;
+  ts::snapshot_detail::write_file(path, h, state.data(), state.size());
+  std::string why;
+  auto d = ts::read_snapshot(path, why);
+  REQUIRE(d.has_value());
+  CHECK(d->payload == state);
+  CHECK(d->h.step == 12);
+  CHECK(d->h.adam_step == 11);
+  CHECK(d->h.layout == 0xabcdef);
+  CHECK(!std::filesystem::exists(path + ".tmp"));
+  {  // a flipped byte in the state
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(sizeof(ts::snapshot_header) + 500));
+    f.put(static_cast<char>(~state[500]));
+  }
+  CHECK(!ts::read_snapshot(path, why));
+  CHECK(why.find("rank3.snap: damaged (CRC-32 0x") != std::string::npos);
+  std::filesystem::resize_file(path, sizeof(ts::snapshot_header) + 10);
+  CHECK(!ts::read_snapshot(path, why));
+  CHECK(why.find("truncated (1000 bytes of state expected)") != std::string::npos);
+  std::filesystem::resize_file(path, 20);
+  CHECK(!ts::read_snapshot(path, why));
+  CHECK(why.find("damaged header") != std::string::npos);
+  std::filesystem::remove(path);
+  CHECK(!ts::read_snapshot(path, why));
+  CHECK(why.find(": missing") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }

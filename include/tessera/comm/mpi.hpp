@@ -358,6 +358,29 @@ class mpi_comm {
         MPI_Recv(buf, detail::mpi_count(n, "recv"), detail::mpi_type<T>(), peer, tag, comm_, MPI_STATUS_IGNORE),
         "MPI_Recv");
   }
+  /// Non-blocking tagged send and receive of bytes (in pieces of at most 1 GiB, so any size works).
+  mpi_request isend_bytes(const void* buf, std::size_t n, int peer, int tag) {
+    mpi_request r;
+    r.record(flight_recorder::process().begin(label_, "send (non-blocking)", n, peer));
+    const auto* b = static_cast<const unsigned char*>(buf);
+    for (std::size_t off = 0; off < n || off == 0; off += detail::mpi_piece) {
+      const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
+      detail::mpi_check(MPI_Isend(b + off, cnt, MPI_UNSIGNED_CHAR, peer, tag, comm_, r.add("MPI_Isend")), "MPI_Isend");
+      if (n == 0) break;
+    }
+    return r;
+  }
+  mpi_request irecv_bytes(void* buf, std::size_t n, int peer, int tag) {
+    mpi_request r;
+    r.record(flight_recorder::process().begin(label_, "recv (non-blocking)", n, peer));
+    auto* b = static_cast<unsigned char*>(buf);
+    for (std::size_t off = 0; off < n || off == 0; off += detail::mpi_piece) {
+      const int cnt = static_cast<int>(std::min(n - off, detail::mpi_piece));
+      detail::mpi_check(MPI_Irecv(b + off, cnt, MPI_UNSIGNED_CHAR, peer, tag, comm_, r.add("MPI_Irecv")), "MPI_Irecv");
+      if (n == 0) break;
+    }
+    return r;
+  }
   /// Posts every receive and send (MPI_Irecv/MPI_Isend) and waits for all of them.
   /// Messages between the same pair of ranks match in the order they are listed.
   void exchange(std::span<const p2p_op> ops) {

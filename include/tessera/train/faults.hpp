@@ -6,6 +6,8 @@
 //     exception  the rank throws as step STEP begins (a software error on one rank)
 //     nan        the gradient of step STEP on the rank is poisoned (not finite): the step is retried
 //     slow       the rank sleeps 2 s as step STEP begins (a straggler)
+//     corrupt    the rank's in-memory snapshot taken after STEP steps is damaged (a byte flipped): the
+//                restore must notice and use the replica
 //
 // Each fault fires once per *job*, not once per process: a supervisor (scripts/tessera-run) that restarts
 // the program after the fault names a file in TESSERA_FAULT_LOG, where every fault is recorded (and
@@ -29,7 +31,7 @@
 
 namespace tessera {
 
-enum class fault_kind : std::uint8_t { kill, hang, exception, nan, slow };
+enum class fault_kind : std::uint8_t { kill, hang, exception, nan, slow, corrupt };
 
 struct fault {
   fault_kind kind = fault_kind::kill;
@@ -45,6 +47,7 @@ inline const char* fault_kind_name(fault_kind k) {
     case fault_kind::exception: return "exception";
     case fault_kind::nan: return "nan";
     case fault_kind::slow: return "slow";
+    case fault_kind::corrupt: return "corrupt";
   }
   return "?";
 }
@@ -55,7 +58,7 @@ inline std::string to_string(const fault& f) { return cat(fault_kind_name(f.kind
 inline fault parse_fault(const std::string& spec, int world) {
   const auto bad = [&](const std::string& why) {
     return usage_error(cat("--inject-fault ", spec, ": ", why, " (expected KIND@STEP[:RANK], KIND one of kill, hang, "
-                           "exception, nan, slow)"));
+                           "exception, nan, slow, corrupt)"));
   };
   const auto at = spec.find('@');
   if (at == std::string::npos) throw bad("no '@'");
@@ -66,6 +69,7 @@ inline fault parse_fault(const std::string& spec, int world) {
   else if (kind == "exception") f.kind = fault_kind::exception;
   else if (kind == "nan") f.kind = fault_kind::nan;
   else if (kind == "slow") f.kind = fault_kind::slow;
+  else if (kind == "corrupt") f.kind = fault_kind::corrupt;
   else throw bad(cat("unknown kind '", kind, "'"));
   const std::string rest = spec.substr(at + 1);
   const auto colon = rest.find(':');
@@ -97,7 +101,7 @@ class fault_injector {
   }
   /// As step k begins: kill, hang, exception and slow faults due now.
   void before_step(int k) {
-    for (const fault& f : due(k)) {
+    for (const fault& f : due(k, false)) {
       if (f.kind == fault_kind::nan) {
         poison_ = true;
         continue;
@@ -109,7 +113,8 @@ class fault_injector {
         case fault_kind::exception:
           throw std::runtime_error(cat("injected fault ", to_string(f), ": an exception on rank ", rank_));
         case fault_kind::slow: std::this_thread::sleep_for(std::chrono::seconds(2)); break;
-        case fault_kind::nan: break;
+        case fault_kind::nan:
+        case fault_kind::corrupt: break;
       }
     }
   }
@@ -119,6 +124,13 @@ class fault_injector {
     poison_ = false;
     record({fault_kind::nan, k, rank_});
     return true;
+  }
+
+  /// Whether the snapshot taken after `steps` steps is to be damaged (once; recorded).
+  bool take_corrupt(int steps) {
+    const auto d = due(steps, true);
+    for (const fault& f : d) record(f);
+    return !d.empty();
   }
 
   /// The lines of a fault log ("kill@5:3 <unix seconds>"), none when there is no log.
@@ -132,9 +144,10 @@ class fault_injector {
   }
 
  private:
-  std::vector<fault> due(int k) {
+  /// The faults due at k: the corrupt ones (corrupt) or all others.
+  std::vector<fault> due(int k, bool corrupt) {
     std::vector<fault> now, later;
-    for (const fault& f : pending_) (f.step == k ? now : later).push_back(f);
+    for (const fault& f : pending_) (f.step == k && (f.kind == fault_kind::corrupt) == corrupt ? now : later).push_back(f);
     pending_ = std::move(later);
     return now;
   }

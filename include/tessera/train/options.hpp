@@ -36,6 +36,8 @@ struct train_options {
   bool quiet = false;
   bool profile = false;
   double hang_timeout = 0;               ///< seconds; 0 = automatic, < 0 = no watchdog
+  int snapshot_every = 0;                ///< in-memory snapshots every N steps (0 = none)
+  std::string snapshot_dir;              ///< "" = /dev/shm/tessera-snapshots-<job>
   std::vector<std::string> inject_faults;  ///< KIND@STEP[:RANK] (train/faults.hpp)
 };
 
@@ -103,8 +105,15 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
                  "end the job with a report naming the rank(s) behind when a rank makes no progress for S seconds "
                  "(0 = automatic: 600 s until the first step, then max(60 s, 20 x the slowest step); -1 = off)")
       ->capture_default_str();
+  app.add_option("--snapshot-every", o.snapshot_every,
+                 "keep the newest state of every rank in node-local memory every N steps, with a replica on a peer "
+                 "rank: a restarted job resumes from it when it is newer than the disk checkpoint (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--snapshot-dir", o.snapshot_dir,
+                 "node-local directory of the snapshots (default /dev/shm/tessera-snapshots-<hash of --save>)");
   app.add_option("--inject-fault", o.inject_faults,
-                 "test a job's survival: KIND@STEP[:RANK] with KIND kill, hang, exception, nan or slow (repeatable; "
+                 "test a job's survival: KIND@STEP[:RANK] with KIND kill, hang, exception, nan, slow or corrupt (repeatable; "
                  "each fires once per job under scripts/tessera-run)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_flag("--profile", o.profile,

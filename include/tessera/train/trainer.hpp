@@ -17,11 +17,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
@@ -175,6 +177,42 @@ class trainer {
     }
     if (zero_->optimizer_sharded()) zero_->update(p);
     return r;
+  }
+
+  // ---- in-memory snapshots (snapshot.hpp): this rank's state as bytes, in this layout only -----------
+  /// Bytes of this rank's training state (parameters, moments, masters; sharded as they are).
+  std::size_t snapshot_bytes() {
+    std::size_t n = 0;
+    zero_->for_each_state_buffer([&](auto* p, std::size_t k) { n += k * sizeof(*p); });
+    return n;
+  }
+  /// Copies the state to `dst` (snapshot_bytes() of host memory). @pre between steps.
+  void copy_state_to(unsigned char* dst) {
+    zero_->for_each_state_buffer([&](auto* p, std::size_t k) {
+      using E = std::remove_cvref_t<decltype(*p)>;
+      if constexpr (System::host_accessible) {
+        std::memcpy(dst, p, k * sizeof(E));
+      } else {
+        std::vector<E> host(k);
+        System::to_host(host.data(), p, static_cast<std::int64_t>(k));
+        std::memcpy(dst, host.data(), k * sizeof(E));
+      }
+      dst += k * sizeof(E);
+    });
+  }
+  /// Restores the state from `src` (n bytes, as copy_state_to wrote them in this layout) and the AdamW
+  /// step. Returns false, changing nothing, when n is not this layout's size. @pre shard_optimizer_state().
+  bool restore_state(const unsigned char* src, std::size_t n, std::int64_t adam_step) {
+    if (n != snapshot_bytes()) return false;
+    zero_->for_each_state_buffer([&](auto* p, std::size_t k) {
+      using E = std::remove_cvref_t<decltype(*p)>;
+      std::vector<E> host(k);
+      std::memcpy(host.data(), src, k * sizeof(E));
+      System::from_host(p, host.data(), static_cast<std::int64_t>(k));
+      src += k * sizeof(E);
+    });
+    adam_step_ = adam_step;
+    return true;
   }
 
   /// The next step's gradient norm is not finite on this rank (an injected fault: train/faults.hpp).

@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -35,6 +38,7 @@
 #include "tessera/train/plan.hpp"
 #include "tessera/train/profile_report.hpp"
 #include "tessera/train/run_log.hpp"
+#include "tessera/train/snapshot.hpp"
 #include "tessera/train/stragglers.hpp"
 #include "tessera/train/trainer.hpp"
 #include "tessera/train/watchdog.hpp"
@@ -54,11 +58,14 @@ class training_run {
         tr_(pd, program_of(mc_.coord(axis::pp)), o, mc_, data_), plan_(plan_to_json(pd)) {
     if (order_.shuffle) data_.shuffle(order_.seed);
     if (!o.init_from.empty()) load_hf(o.init_from, pd.model, tr_.tensors(), tr_.store());
-    if (!o.resume_dir.empty()) {
-      watchdog_.long_phase("loading a checkpoint");
-      resume();
+    if (o.snapshot_every > 0) start_snapshots();
+    if (!resume_from_snapshot()) {
+      if (!o.resume_dir.empty()) {
+        watchdog_.long_phase("loading a checkpoint");
+        resume();
+      }
+      tr_.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
     }
-    tr_.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
     std::string err;  // rank 0 opens the log; every rank learns whether it could
     try {
       log_.emplace(rank_, o.log_json, !resumed_from_.empty(), o.quiet);
@@ -82,6 +89,10 @@ class training_run {
     }
     const int k_end = o_.stop_after > 0 ? std::min(o_.steps, o_.stop_after) : o_.steps;
     train_steps(k_end);
+    if (snaps_) {  // a finished run needs no snapshot (and a later job must not find this one's)
+      snaps_->flush();
+      snaps_->remove_mine();
+    }
     if (k_end < o_.steps) log_->note("tessera: stopped after step %d of %d (--stop-after)\n", std::max(k0_, k_end), o_.steps);
     // a resumed run that trained nothing still writes its state under its own layout: a resharded copy
     const int done = std::max(k0_, k_end);
@@ -117,6 +128,76 @@ class training_run {
     if (rank_ == 0 && !o_.quiet)
       std::fprintf(stderr, "tessera: resumed from %s (step %d, saved by %s)\n", ck.path.c_str(), ck.step,
                    ck.saved_by.c_str());
+  }
+
+  // ---- in-memory snapshots (snapshot.hpp) ---------------------------------------------------------------
+  void start_snapshots() {
+    const std::string key = !o_.save_dir.empty() ? std::filesystem::absolute(o_.save_dir).string()
+                                                 : cat("cwd:", std::filesystem::current_path().string());
+    const std::string dir = !o_.snapshot_dir.empty() ? o_.snapshot_dir
+                                                     : cat("/dev/shm/tessera-snapshots-", fnv1a(key) % 1000000007ull);
+    layout_ = fnv1a(cat(plan_.dump(), "/world ", everyone_.size()));
+    int per_node = 1;
+    if constexpr (requires { everyone_.split_by_node(); }) per_node = everyone_.split_by_node().size();
+    snaps_ = std::make_unique<snapshotter<Comm>>(everyone_, dir, layout_, per_node);
+    if (restart_.count == 0) snaps_->remove_mine();  // a new job: an older job's snapshots are not its own
+  }
+  static std::uint64_t fnv1a(const std::string& s) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+  }
+  /// A restarted job: the newest snapshot every rank has, when it is at least as new as the newest disk
+  /// checkpoint of --resume. Collective; true when the state came from it (and is sharded).
+  bool resume_from_snapshot() {
+    if (!snaps_ || restart_.count == 0) return false;
+    watchdog_.long_phase("reading snapshots");
+    snapshot_choice c = fetch_snapshot(everyone_, *snaps_, layout_);
+    if (c.step < 0 || c.step < newest_disk_step()) return false;
+    tr_.shard_optimizer_state();
+    const bool fits = tr_.restore_state(c.payload.data(), c.payload.size(), c.adam_step);
+    check(all_reduce_value(everyone_, fits ? 1 : 0, reduce_op::min) == 1,
+          "tessera internal: a snapshot of this layout does not fit its state");
+    k0_ = c.step;
+    resumed_from_ = cat(snaps_->dir(), " (in-memory snapshot)");
+    if (rank_ == 0 && !o_.quiet) std::fprintf(stderr, "tessera: resumed from the in-memory snapshot of step %d\n", k0_);
+    return true;
+  }
+  /// The step of the newest complete checkpoint under --resume (-1 without one); the same on every rank.
+  int newest_disk_step() {
+    int step = -1;
+    if (rank_ == 0 && !o_.resume_dir.empty()) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(o_.resume_dir, ec)) {
+        const std::string name = e.path().filename().string();
+        if (is_step_dir_name(name) && std::filesystem::exists(e.path() / "manifest.json"))
+          step = std::max(step, std::atoi(name.c_str() + 5));
+      }
+    }
+    everyone_.broadcast(&step, 1, 0);
+    return step;
+  }
+  /// The snapshot after `steps` steps; logs how long the step waited for it (the largest rank's).
+  void take_snapshot(int steps) {
+    const double blocked = snaps_->take(steps, tr_.adam_step(), tr_.snapshot_bytes(),
+                                        [&](unsigned char* dst) { tr_.copy_state_to(dst); });
+    const double worst = all_reduce_value(everyone_, blocked, reduce_op::max);
+    log_->emit({{"event", "snapshot"}, {"step", steps}, {"block_ms", worst * 1e3},
+                {"bytes", static_cast<std::int64_t>(tr_.snapshot_bytes())}});
+    if (faults_.take_corrupt(steps)) {  // an injected fault: this rank's snapshot is damaged once written
+      snaps_->flush();
+      damage_file(snaps_->own_path(rank_));
+    }
+  }
+  static void damage_file(const std::string& path) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    const auto mid = f.tellg() / 2;
+    char c = 0;
+    f.seekg(mid);
+    f.get(c);
+    f.seekp(mid);
+    f.put(static_cast<char>(~c));
   }
 
   /// The machine header and the log's start line (collective: peak FLOP/s, memory predictions).
@@ -158,6 +239,7 @@ class training_run {
       }
       watchdog_.step_begins(k);
       if (k == k0_) report_restart();
+      if (snaps_) snaps_->finish_exchange();  // the last snapshot's replica has arrived: written at once
       everyone_.barrier();
       const auto t0 = std::chrono::steady_clock::now();
       const double blocked0 = flight_recorder::process().blocked_s();
@@ -194,6 +276,7 @@ class training_run {
         rep.print(el / (k + 1 - k0_) * (o_.steps - k - 1));
       }
       if (!o_.save_dir.empty() && ((o_.save_every > 0 && (k + 1) % o_.save_every == 0) || k + 1 == k_end)) save(k + 1);
+      if (snaps_ && (k + 1) % o_.snapshot_every == 0) take_snapshot(k + 1);
     }
     if (o_.profile && profiled > 0) {
       prof::enabled() = false;
@@ -306,6 +389,8 @@ class training_run {
   watchdog watchdog_;
   fault_injector faults_;
   straggler_monitor stragglers_;
+  std::unique_ptr<snapshotter<Comm>> snaps_;
+  std::uint64_t layout_ = 0;
   restart_info restart_;
   token_data data_;
   data_order order_;

@@ -50,6 +50,7 @@ class watchdog {
     std::string dir;
     if (rank_ == 0) {
       const std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+      remove_stale(base);
       dir = (base / cat("tessera-watchdog-", ::getpid(), "-",
                         std::chrono::steady_clock::now().time_since_epoch().count())).string();
     }
@@ -95,6 +96,17 @@ class watchdog {
   const std::string& report_dir() const { return dir_; }
 
  private:
+  /// Report directories of jobs whose rank 0 is gone (a job ended by a fault leaves its directory).
+  static void remove_stale(const std::filesystem::path& base) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(base, ec)) {
+      const std::string name = e.path().filename().string();
+      const std::string prefix = "tessera-watchdog-";
+      if (name.rfind(prefix, 0) != 0) continue;
+      const std::string pid = name.substr(prefix.size(), name.find('-', prefix.size()) - prefix.size());
+      if (!pid.empty() && !std::filesystem::exists("/proc/" + pid)) std::filesystem::remove_all(e.path(), ec);
+    }
+  }
   std::string report_path(int r) const { return (std::filesystem::path(dir_) / cat("rank", r)).string(); }
 
   void loop() {

@@ -181,6 +181,22 @@ class zero_state {
     return {s.m.data(), s.v.data(), s.master.empty() ? nullptr : s.master.data()};
   }
 
+  /// Visits every buffer of this rank's training state — what an in-memory snapshot holds (snapshot.hpp):
+  /// f(p, n) for the parameters (the whole arena, or under ZeRO-3 the shard and the shared slots'
+  /// values), AdamW's moments and fp32 masters (the slots' own, and the shards), in the same order on
+  /// every call. Buffers are in the system's memory. @pre between steps.
+  template <class F>
+  void for_each_state_buffer(F&& f) {
+    if (store_.value_arena.size() > 0) f(store_.value_arena.data(), store_.value_arena.size());
+    for (auto& s : store_.slots)
+      for (gbuf* b : {&s.m, &s.v, &s.master})
+        if (!b->empty()) f(b->data(), b->size());
+    for (gbuf* b : {&m_shard_, &v_shard_, &master_shard_})
+      if (!b->empty()) f(b->data(), b->size());
+    for (tbuf* b : {&p_shard_, &rep_values_})
+      if (!b->empty()) f(b->data(), b->size());
+  }
+
   /// Bytes of parameters, gradients and optimizer state (moments, fp32 masters) this rank holds.
   std::int64_t state_bytes() const {
     std::int64_t b = 0;
