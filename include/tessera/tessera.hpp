@@ -17,6 +17,7 @@
 #include "tessera/model/params.hpp"
 #include "tessera/model/transformer.hpp"
 #include "tessera/optim/adamw.hpp"
+#include "tessera/ops/all.hpp"
 #include "tessera/ops/host.hpp"
 #include "tessera/schedule/schedule.hpp"
 #include "tessera/train/checkpoint.hpp"

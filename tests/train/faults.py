@@ -11,7 +11,7 @@ training again takes at most --max-down seconds (the hang: its timeout + 2 s mor
 on disk is complete and its files match their manifest's sizes and CRC-32s; the fault log shows each
 fault fired exactly once. Then a hang alone, without the supervisor: the job ends within the timeout +
 2 s with exit 124 and one message naming the stopped rank."""
-import argparse, json, os, re, shutil, subprocess, sys, time, zlib
+import argparse, json, os, random, re, shutil, subprocess, sys, time, zlib
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mpiexec", required=True)
@@ -22,6 +22,8 @@ ap.add_argument("--work", required=True)
 ap.add_argument("--steps", type=int, default=14)
 ap.add_argument("--hang-timeout", type=float, default=5)
 ap.add_argument("--max-down", type=float, default=5)
+ap.add_argument("--seed", type=int, default=int(os.environ.get("TESSERA_FAULT_SEED", time.time())),
+                help="the steps and ranks of the faults are drawn from it (printed; set it to reproduce a run)")
 a = ap.parse_args()
 shutil.rmtree(a.work, ignore_errors=True)
 os.makedirs(a.work)
@@ -44,7 +46,7 @@ def flags(name, extra=()):
             "--hang-timeout", str(a.hang_timeout)] + list(extra)
 
 
-lines_of_step = {}
+lines_of_step, all_lines_of_step = {}, {}
 
 
 def steps_of(log):
@@ -58,6 +60,7 @@ def steps_of(log):
             elif "step" in j:
                 steps[j["step"]] = (j["loss"], j["grad_norm"])
                 lines_of_step[(log, j["step"])] = j
+                all_lines_of_step.setdefault((log, j["step"]), []).append(j)
     return steps, events
 
 
@@ -68,8 +71,14 @@ check(r.returncode == 0, f"uninterrupted run exits 0 (got {r.returncode}: {r.std
 clean, _ = steps_of(os.path.join(a.work, "clean", "log.json"))
 check(sorted(clean) == list(range(a.steps)), "uninterrupted run logs every step")
 
-# ---- the same run with faults, under the supervisor -------------------------------------------------------
-faults = ["kill@3:3", "exception@5:6", "hang@7:5", "nan@9:2", "slow@10:1", "kill@12:0"]
+# ---- the same run with faults at random steps and ranks, under the supervisor --------------------------------
+rng = random.Random(a.seed)
+print(f"     faults drawn with --seed {a.seed}")
+kinds = ["kill", "exception", "hang", "nan", "slow", "kill"]
+at = dict(zip(range(len(kinds)), sorted(rng.sample(range(1, a.steps), len(kinds)))))
+draw = [(k, at[i], rng.randrange(8)) for i, k in enumerate(kinds)]
+faults = [f"{k}@{s}:{r}" for k, s, r in draw]
+print("     faults: " + " ".join(faults))
 cmd = [a.supervisor, "--np", "8", "--max-restarts", "6", "--mpirun", a.mpiexec, "--", a.exe] + flags(
     "faulty", sum((["--inject-fault", f] for f in faults), []))
 t0 = time.time()
@@ -83,24 +92,31 @@ check(not diff, f"every loss and grad_norm bitwise equal to the uninterrupted ru
 
 restarts = [e for e in events if e.get("event") == "restart"]
 reasons = [e["reason"] for e in restarts]
-check(len(restarts) == 4, f"four restarts (kill, exception, hang, kill): {reasons}")
-want = [r"rank 3 killed by signal 9", r"rank 6 failed: injected fault exception@5:6", r"hang: rank\(s\) 5 fell behind",
-        r"rank 0 killed by signal 9"]
+want = []
+for k, s_, r_ in draw:
+    if k == "kill":
+        want.append(rf"rank {r_} killed by signal 9")
+    elif k == "exception":
+        want.append(rf"rank {r_} failed: injected fault exception@{s_}:{r_}")
+    elif k == "hang":
+        want.append(rf"hang: rank\(s\) {r_} fell behind")
+check(len(restarts) == len(want), f"{len(want)} restarts (kills, the exception, the hang): {reasons}")
 for w, got in zip(want, reasons):
     check(re.search(w, got) is not None, f"restart reason /{w}/ in '{got}'")
 for e in restarts:
     limit = a.max_down + (a.hang_timeout + 2 if e["reason"].startswith("hang") else 0)
     check(e["downtime_s"] <= limit, f"restart {e['restart']} ({e['reason'][:30]}…): down {e['downtime_s']:.2f} s <= {limit} s")
     print(f"     restart {e['restart']}: at step {e['step']}, down {e['downtime_s']:.2f} s, {e.get('steps_redone')} step(s) redone")
+nan_step = next(s_ for k, s_, r_ in draw if k == "nan")
 retries = [e for e in events if e.get("event") == "retry"]
-check([e["step"] for e in retries] == [9], f"the non-finite gradient of step 9 is retried once, not restarted: {retries}")
-
-slow = lines_of_step.get((os.path.join(a.work, "faulty", "log.json"), 10), {})
-check(slow.get("slowest_rank") == 1 and slow.get("slowest_lag_s", 0) > 1.5,
-      f"step 10's line names the straggler, rank 1, about 2 s behind: {slow.get('slowest_rank')}, {slow.get('slowest_lag_s')}")
+check([e["step"] for e in retries] == [nan_step], f"the non-finite gradient of step {nan_step} is retried once, not restarted: {retries}")
+slow_step, slow_rank = next((s_, r_) for k, s_, r_ in draw if k == "slow")
+named = [(j.get("slowest_rank"), j.get("slowest_lag_s", 0)) for j in all_lines_of_step.get((os.path.join(a.work, "faulty", "log.json"), slow_step), [])]
+check(any(rk == slow_rank and lag > 1.5 for rk, lag in named),
+      f"step {slow_step}'s line names the straggler, rank {slow_rank}, about 2 s behind: {named}")
 fired = open(os.path.join(a.work, "faulty", "ck", ".tessera-faults")).read().split("\n")
 fired = sorted(l.split()[0] for l in fired if l.strip())
-check(fired == sorted(f if ":" in f else f + ":0" for f in faults), f"each fault fired once: {fired}")
+check(fired == sorted(faults), f"each fault fired once: {fired}")
 
 ck = os.path.join(a.work, "faulty", "ck")
 for d in sorted(os.listdir(ck)):

@@ -14,7 +14,7 @@
 #include "tessera/core/host_mirror.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/model/params.hpp"
-#include "tessera/ops/host.hpp"
+#include "tessera/ops/all.hpp"
 
 namespace tessera {
 

@@ -28,7 +28,7 @@
 #include "tessera/model/chunk_state.hpp"
 #include "tessera/model/param_store.hpp"
 #include "tessera/model/params.hpp"
-#include "tessera/ops/host.hpp"
+#include "tessera/ops/all.hpp"
 
 namespace tessera {
 

@@ -29,7 +29,7 @@
 #include "tessera/comm/communicator.hpp"
 #include "tessera/comm/mesh_comms.hpp"
 #include "tessera/model/transformer.hpp"
-#include "tessera/ops/host.hpp"
+#include "tessera/ops/all.hpp"
 #include "tessera/optim/adamw.hpp"
 #include "tessera/schedule/schedule.hpp"
 #include "tessera/train/data.hpp"

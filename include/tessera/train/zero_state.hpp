@@ -24,7 +24,7 @@
 #include "tessera/comm/communicator.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/model/transformer.hpp"
-#include "tessera/ops/host.hpp"
+#include "tessera/ops/all.hpp"
 #include "tessera/optim/adamw.hpp"
 #include "tessera/train/grad_buckets.hpp"
 
