@@ -209,3 +209,22 @@ TEST_CASE("checkpoint step directories: \"step_\" and exactly 8 digits") {
   CHECK(!ts::is_step_dir_name(".step_00000042.tmp"));
   CHECK(!ts::is_step_dir_name("stop_00000042"));
 }
+
+TEST_CASE("a run of a slot's elements as global rectangles: exactly its elements, once (every run of a small slot)") {
+  // a slot of 3 stacked boxes (a fused q|k|v-like slot): rows 2, 3 and 1 of 4 columns, at various global places
+  ts::slot_layout s;
+  s.cols = 4;
+  s.rows = 6;
+  s.boxes = {ts::box{0, 10, 0, 2, 4, 0, 0}, ts::box{1, 0, 0, 3, 4, 2, 0}, ts::box{2, 5, 0, 1, 4, 5, 0}};
+  const std::int64_t total = s.rows * s.cols;
+  for (std::int64_t begin = 0; begin < total; ++begin)
+    for (std::int64_t n = 0; begin + n <= total; ++n) {
+      std::vector<int> seen(static_cast<std::size_t>(total), 0);
+      for (const auto& [bi, range] : ts::local_ckpt::ranges_of(s, begin, n))
+        ts::for_each_element(s.boxes[bi], s.cols, range, [&](std::int64_t, std::int64_t, std::size_t at) { ++seen[at]; });
+      for (std::int64_t j = 0; j < total; ++j) {
+        const int want = j >= begin && j < begin + n ? 1 : 0;
+        if (seen[static_cast<std::size_t>(j)] != want) FAIL("run [", begin, ", +", n, "): element ", j, " seen ", seen[static_cast<std::size_t>(j)], " times");
+      }
+    }
+}

@@ -82,6 +82,7 @@ class trainer {
  public:
   using A = ops::acc_t<T>;
   using G = ops::grad_t<T>;
+  using value_type = T;
   using system = System;
   using chunk_t = chunk<T, D, Comm, System>;
   using state_view = typename zero_state<T, Comm, System>::state_view;
@@ -262,6 +263,10 @@ class trainer {
   /// owners()[i]: this rank is the one owner of slot i's elements (dp rank 0, tp rank 0 for tp-replicated
   /// slots, the first pipeline holder of a shared slot) — the rule of the norm, checkpoints and exports.
   const std::vector<bool>& owners() const { return owner_; }
+  /// piece_writers()[i]: this rank writes its own shard pieces of slot i to a checkpoint written without
+  /// gathering (background_checkpoint.hpp): the owner rule without "dp rank 0".
+  const std::vector<bool>& piece_writers() const { return piece_writer_; }
+  const zero_state<T, Comm, System>& zero() const { return *zero_; }
   const model_tensors& tensors() const { return tensors_; }
 
   /// Appends n tokens to `seq`, each predicted from the last `seq` (model) tokens: greedy when temperature
@@ -321,6 +326,7 @@ class trainer {
     const std::size_t n = store_.slots.size();
     shared_.assign(n, false);
     owner_.assign(n, false);
+    piece_writer_.assign(n, false);
     holders_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       const auto& s = store_.slots[i];
@@ -329,7 +335,8 @@ class trainer {
       check(!h.empty() && std::find(h.begin(), h.end(), pp_rank_) != h.end(), "tessera internal: slot ",
             s.layout.name, " has no holder");
       shared_[i] = h.size() > 1;
-      owner_[i] = dp_rank_ == 0 && h.front() == pp_rank_ && (s.layout.role == tp_role::sharded || tp_rank_ == 0);
+      piece_writer_[i] = h.front() == pp_rank_ && (s.layout.role == tp_role::sharded || tp_rank_ == 0);
+      owner_[i] = dp_rank_ == 0 && piece_writer_[i];
       (shared_[i] ? tail : order).push_back(i);
     }
     order.insert(order.end(), tail.begin(), tail.end());
@@ -426,6 +433,7 @@ class trainer {
   std::vector<std::vector<int>> holders_;  ///< per slot: the pipeline ranks that hold it
   std::vector<bool> shared_;         ///< per slot: held by several pipeline ranks
   std::vector<bool> owner_;          ///< per slot: this rank owns its elements (norm, checkpoint, export)
+  std::vector<bool> piece_writer_;   ///< per slot: this rank writes its shard pieces (local checkpoints)
   std::vector<grad_bucket> buckets_;
   std::map<std::vector<int>, Comm> sharing_comms_;
   std::unique_ptr<zero_state<T, Comm, System>> zero_;

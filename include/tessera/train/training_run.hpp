@@ -29,6 +29,7 @@
 #include "tessera/core/rss.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/gemm_bench.hpp"
+#include "tessera/train/background_checkpoint.hpp"
 #include "tessera/train/checkpoint.hpp"
 #include "tessera/train/data.hpp"
 #include "tessera/train/faults.hpp"
@@ -89,6 +90,7 @@ class training_run {
     }
     const int k_end = o_.stop_after > 0 ? std::min(o_.steps, o_.stop_after) : o_.steps;
     train_steps(k_end);
+    publish_checkpoint(true);
     if (snaps_) {  // a finished run needs no snapshot (and a later job must not find this one's)
       snaps_->flush();
       snaps_->remove_mine();
@@ -97,6 +99,7 @@ class training_run {
     // a resumed run that trained nothing still writes its state under its own layout: a resharded copy
     const int done = std::max(k0_, k_end);
     if (!o_.save_dir.empty() && done > 0 && last_saved_ != done) save(done);
+    publish_checkpoint(true);
     export_weights();
     if (o_.sample > 0) sample();
     return 0;
@@ -240,6 +243,7 @@ class training_run {
       watchdog_.step_begins(k);
       if (k == k0_) report_restart();
       if (snaps_) snaps_->finish_exchange();  // the last snapshot's replica has arrived: written at once
+      if (background_.pending()) publish_checkpoint(false);
       everyone_.barrier();
       const auto t0 = std::chrono::steady_clock::now();
       const double blocked0 = flight_recorder::process().blocked_s();
@@ -295,12 +299,31 @@ class training_run {
         {"optimizer", {{"kind", "adamw"}, {"lr", o_.lr}, {"min_lr", o_.min_lr}, {"warmup", o_.warmup}, {"steps", o_.steps},
                        {"weight_decay", o_.weight_decay}, {"beta1", o_.beta1}, {"beta2", o_.beta2}, {"eps", o_.eps},
                        {"grad_clip", o_.grad_clip}}}};
+    if (snaps_) {  // with snapshots, checkpoints are written in the background from the same moment's state
+      publish_checkpoint(true);
+      background_block_ms_ = 1e3 * background_.start(o_.save_dir, step, tr_, plan_, extra, everyone_);
+      last_saved_ = step;
+      return;
+    }
     watchdog_.long_phase(cat("writing the checkpoint of step ", step));
     const std::string where = save_checkpoint(o_.save_dir, step, tr_, plan_, extra, everyone_);
     last_saved_ = step;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     log_->emit({{"event", "checkpoint"}, {"step", step}, {"path", where}, {"save_ms", ms}});
     log_->note("tessera: saved %s (%.0f ms)\n", where.c_str(), ms);
+  }
+
+  /// Publishes the checkpoint written in the background once every rank's file is (or, with `wait`, when
+  /// it is). Collective.
+  void publish_checkpoint(bool wait) {
+    if (!background_.pending()) return;
+    if (wait) watchdog_.long_phase("finishing a checkpoint");
+    const auto [where, seconds] = background_.finish(everyone_, tr_.tensors(), wait);
+    if (where.empty()) return;
+    log_->emit({{"event", "checkpoint"}, {"step", background_.step()}, {"path", where}, {"save_ms", seconds * 1e3},
+                {"block_ms", background_block_ms_}, {"background", true}});
+    log_->note("tessera: saved %s (in the background: %.0f ms, the step waited %.1f ms)\n", where.c_str(),
+               seconds * 1e3, background_block_ms_);
   }
 
   /// --export: HF-named weights, from the fp32 masters where there are some (collective).
@@ -390,6 +413,8 @@ class training_run {
   fault_injector faults_;
   straggler_monitor stragglers_;
   std::unique_ptr<snapshotter<Comm>> snaps_;
+  background_checkpoint<Comm> background_;
+  double background_block_ms_ = 0;
   std::uint64_t layout_ = 0;
   restart_info restart_;
   token_data data_;

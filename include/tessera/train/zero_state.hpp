@@ -61,6 +61,14 @@ class zero_state {
   bool optimizer_sharded() const { return optimizer_sharded_; }
   bool grads_sharded() const { return grads_sharded_; }
   const std::vector<shard_piece>& pieces() const { return pieces_; }
+  bool values_sharded() const { return values_sharded_; }
+  /// Slot i's optimizer state lives in the dp ranks' shards (not whole on any rank).
+  bool holds_shard_of(std::size_t i) const { return optimizer_sharded_ && !pieces_.empty() && !shared_[i]; }
+  /// This rank's shards (empty below the stage that shards them); pieces() maps them to the slots.
+  const gbuf& m_shard() const { return m_shard_; }
+  const gbuf& v_shard() const { return v_shard_; }
+  const gbuf& master_shard() const { return master_shard_; }
+  const tbuf& p_shard() const { return p_shard_; }
   /// The hooks chunks call (empty below ZeRO-2).
   param_hooks* hooks() { return &hooks_; }
 
