@@ -5,7 +5,9 @@ hostfile then offers only 4 slots, so the relaunch on 8 fails and the supervisor
 from the last checkpoint, resharded on load. Every step is logged; the steps before the failure are
 bitwise those of an uninterrupted 8-rank run, the later ones within --tol of it (another layout sums in
 another order); the restart line says the job went on with 4 ranks."""
-import argparse, json, os, shutil, subprocess, sys, threading, time
+import argparse, os, subprocess, sys, threading, time
+
+from job_checks import Checks, fresh_work, job_env, read_log
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mpiexec", required=True)
@@ -16,20 +18,10 @@ ap.add_argument("--work", required=True)
 ap.add_argument("--steps", type=int, default=12)
 ap.add_argument("--tol", type=float, default=2e-5)
 a = ap.parse_args()
-shutil.rmtree(a.work, ignore_errors=True)
-os.makedirs(a.work)
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="0")
-for k in ("TESSERA_FAULT_LOG", "TESSERA_RESTART"):
-    env.pop(k, None)
+fresh_work(a.work)
+env = job_env(OMPI_MCA_rmaps_base_oversubscribe="0")
 hostfile = os.path.join(a.work, "hosts")
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
+check = Checks()
 
 
 def slots(n):
@@ -45,14 +37,7 @@ def flags(name, extra=()):
 
 
 def log_of(name):
-    steps, events = {}, []
-    for line in open(os.path.join(a.work, name, "log.json")):
-        j = json.loads(line)
-        if "event" in j:
-            events.append(j)
-        elif "step" in j:
-            steps[j["step"]] = (j["loss"], j["grad_norm"])
-    return steps, events
+    return read_log(os.path.join(a.work, name, "log.json"))
 
 
 slots(8)
@@ -88,5 +73,4 @@ k0 = restarts[0]["step"] if restarts else a.steps
 check(all(steps[k] == clean[k] for k in range(k0)), f"steps before the restart (< {k0}) bitwise equal to the 8-rank run")
 worst = max((abs(steps[k][0] - clean[k][0]) for k in range(k0, a.steps)), default=0.0)
 check(worst <= a.tol, f"steps after it, on 4 ranks, within {a.tol} of the 8-rank run (worst |dloss| {worst:.2e})")
-print("FAILED: " + "; ".join(failures) if failures else "elastic restart checks passed")
-sys.exit(1 if failures else 0)
+sys.exit(check.finish("elastic restart checks passed"))

@@ -11,7 +11,9 @@ training again takes at most --max-down seconds (the hang: its timeout + 2 s mor
 on disk is complete and its files match their manifest's sizes and CRC-32s; the fault log shows each
 fault fired exactly once. Then a hang alone, without the supervisor: the job ends within the timeout +
 2 s with exit 124 and one message naming the stopped rank."""
-import argparse, json, os, random, re, shutil, subprocess, sys, time, zlib
+import argparse, json, os, random, re, subprocess, sys, time, zlib
+
+from job_checks import Checks, fresh_work, job_env, read_log
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mpiexec", required=True)
@@ -25,18 +27,9 @@ ap.add_argument("--max-down", type=float, default=5)
 ap.add_argument("--seed", type=int, default=int(os.environ.get("TESSERA_FAULT_SEED", time.time())),
                 help="the steps and ranks of the faults are drawn from it (printed; set it to reproduce a run)")
 a = ap.parse_args()
-shutil.rmtree(a.work, ignore_errors=True)
-os.makedirs(a.work)
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-env.pop("TESSERA_FAULT_LOG", None)
-env.pop("TESSERA_RESTART", None)
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
+fresh_work(a.work)
+env = job_env()
+check = Checks()
 
 
 def flags(name, extra=()):
@@ -50,17 +43,12 @@ lines_of_step, all_lines_of_step = {}, {}
 
 
 def steps_of(log):
-    """step → (loss, grad_norm) as logged last (a redone step's later line wins), and the events."""
-    steps, events = {}, []
-    with open(log) as f:
-        for line in f:
-            j = json.loads(line)
-            if "event" in j:
-                events.append(j)
-            elif "step" in j:
-                steps[j["step"]] = (j["loss"], j["grad_norm"])
-                lines_of_step[(log, j["step"])] = j
-                all_lines_of_step.setdefault((log, j["step"]), []).append(j)
+    """step → (loss, grad_norm) as logged last, and the events; every line of a step kept too."""
+    lines = {}
+    steps, events = read_log(log, lines)
+    for k, ls in lines.items():
+        lines_of_step[(log, k)] = ls[-1]
+        all_lines_of_step[(log, k)] = ls
     return steps, events
 
 
@@ -167,5 +155,4 @@ if named_at:
     check(named_at - fired_at <= a.hang_timeout + 2, f"the hang is named {named_at - fired_at:.2f} s after it began "
           f"(<= the timeout {a.hang_timeout} s + 2 s)")
 
-print("FAILED: " + "; ".join(failures) if failures else "all fault-tolerance checks passed")
-sys.exit(1 if failures else 0)
+sys.exit(check.finish("all fault-tolerance checks passed"))

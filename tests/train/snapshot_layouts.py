@@ -4,7 +4,9 @@
 on two pipeline ranks). For each, PLAN under scripts/tessera-run with a snapshot after every step, a kill,
 a damaged snapshot and a second kill at the step it was taken: every loss and gradient norm is bitwise
 the uninterrupted run's, and both restarts resume from a snapshot (no step redone)."""
-import argparse, json, os, shutil, subprocess, sys
+import argparse, os, subprocess, sys
+
+from job_checks import Checks, fresh_work, job_env, read_log
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mpiexec", required=True)
@@ -15,30 +17,10 @@ ap.add_argument("--work", required=True)
 ap.add_argument("--plans", default="3d_sp_bf16_zero3:8,dp4_bf16_zero1:4,dp2_pp2_chimera_zero1:4")
 ap.add_argument("--steps", type=int, default=10)
 a = ap.parse_args()
-shutil.rmtree(a.work, ignore_errors=True)
-os.makedirs(a.work)
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-for k in ("TESSERA_FAULT_LOG", "TESSERA_RESTART"):
-    env.pop(k, None)
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
-
-
-def run_log(path):
-    steps, events = {}, []
-    for line in open(path):
-        j = json.loads(line)
-        if "event" in j:
-            events.append(j)
-        elif "step" in j:
-            steps[j["step"]] = (j["loss"], j["grad_norm"])
-    return steps, events
-
+fresh_work(a.work)
+env = job_env()
+check = Checks()
+run_log = read_log
 
 for spec in a.plans.split(","):
     plan, np_ = spec.split(":")
@@ -65,5 +47,4 @@ for spec in a.plans.split(","):
     check("rank1.snap: damaged" in r.stderr and "restored from its replica" in r.stderr,
           f"{plan}: the damaged snapshot is named and replaced by its replica")
 
-print("FAILED: " + "; ".join(failures) if failures else "snapshot layout checks passed")
-sys.exit(1 if failures else 0)
+sys.exit(check.finish("snapshot layout checks passed"))
