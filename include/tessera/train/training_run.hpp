@@ -90,7 +90,6 @@ class training_run {
     }
     const int k_end = o_.stop_after > 0 ? std::min(o_.steps, o_.stop_after) : o_.steps;
     train_steps(k_end);
-    publish_checkpoint(true);
     if (snaps_) {  // a finished run needs no snapshot (and a later job must not find this one's)
       snaps_->flush();
       snaps_->remove_mine();
@@ -138,17 +137,12 @@ class training_run {
     const std::string key = !o_.save_dir.empty() ? std::filesystem::absolute(o_.save_dir).string()
                                                  : cat("cwd:", std::filesystem::current_path().string());
     const std::string dir = !o_.snapshot_dir.empty() ? o_.snapshot_dir
-                                                     : cat("/dev/shm/tessera-snapshots-", fnv1a(key) % 1000000007ull);
-    layout_ = fnv1a(cat(plan_.dump(), "/world ", everyone_.size()));
+                                                     : cat("/dev/shm/tessera-snapshots-", init_detail::name_hash(key) % 1000000007ull);
+    layout_ = init_detail::name_hash(cat(plan_.dump(), "/world ", everyone_.size()));
     int per_node = 1;
     if constexpr (requires { everyone_.split_by_node(); }) per_node = everyone_.split_by_node().size();
     snaps_ = std::make_unique<snapshotter<Comm>>(everyone_, dir, layout_, per_node);
     if (restart_.count == 0) snaps_->remove_mine();  // a new job: an older job's snapshots are not its own
-  }
-  static std::uint64_t fnv1a(const std::string& s) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    return h;
   }
   /// A restarted job: the newest snapshot every rank has, when it is at least as new as the newest disk
   /// checkpoint of --resume. Collective; true when the state came from it (and is sharded).
