@@ -3,7 +3,8 @@
 //
 // Policies, in any order: ts::zero<0..3>, ts::precision<ts::fp32 | ts::bf16>,
 // ts::recompute<ts::none | ts::selective | ts::full>, ts::sequence_parallel, ts::stage_layers<n0, n1, ...>
-// (an uneven split of the layers over the pipeline's model stages; default: even).
+// (an uneven split of the layers over the pipeline's model stages; default: even), ts::global_batch<B>
+// (the global sequences per step when --batch is not given; default dp × microbatches).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -36,7 +37,8 @@ struct policy_desc {
   bool uneven_split = false;
   int split_count = 0;
   std::array<int, max_model_stages> split{};
-  int zero_given = 0, precision_given = 0, recompute_given = 0, sp_given = 0, split_given = 0;
+  int batch = 0;  ///< default global batch (0: dp × microbatches)
+  int zero_given = 0, precision_given = 0, recompute_given = 0, sp_given = 0, split_given = 0, batch_given = 0;
 };
 
 template <int Stage>
@@ -81,12 +83,20 @@ struct stage_layers {
   }
 };
 
+/// The global batch (sequences per step) a program trains with when --batch is not given.
+template <int B>
+struct global_batch {
+  static_assert(B >= 1, "tessera::global_batch<B>: B must be >= 1");
+  static constexpr void apply(policy_desc& p) { p.batch = B; ++p.batch_given; }
+};
+
 template <class T> inline constexpr bool is_policy_v = false;
 template <int S> inline constexpr bool is_policy_v<zero<S>> = true;
 template <class T> inline constexpr bool is_policy_v<precision<T>> = true;
 template <class R> inline constexpr bool is_policy_v<recompute<R>> = true;
 template <> inline constexpr bool is_policy_v<sequence_parallel> = true;
 template <int... L> inline constexpr bool is_policy_v<stage_layers<L...>> = true;
+template <int B> inline constexpr bool is_policy_v<global_batch<B>> = true;
 
 
 /// The plan as a value: what the run-time engine is built from.
@@ -124,6 +134,10 @@ template <int Sum, int Layers>
 struct stage_layers_sum_differs_from_layers { static constexpr bool value = Sum == Layers; };
 template <int Count>
 struct policy_given_more_than_once { static constexpr bool value = Count <= 1; };
+template <int Batch, int DpTimesMicrobatches>
+struct global_batch_not_divisible_by_dp_times_microbatches {
+  static constexpr bool value = Batch % DpTimesMicrobatches == 0;
+};
 template <int Tp>
 struct sequence_parallel_needs_tp_above_1 { static constexpr bool value = Tp > 1; };
 }  // namespace diag
@@ -136,7 +150,7 @@ struct plan {
                                          "pipeline schedule (ts::gpipe<M>, ts::one_f_one_b<M>, ...)");
   static_assert((is_policy_v<Policies> && ...),
                 "tessera::plan: policies must be ts::zero<N>, ts::precision<T>, ts::recompute<R>, "
-                "ts::sequence_parallel or ts::stage_layers<n...>");
+                "ts::sequence_parallel, ts::stage_layers<n...> or ts::global_batch<B>");
 
   using model = Model;
   using mesh_type = Mesh;
@@ -162,6 +176,10 @@ struct plan {
   static_assert(diag::policy_given_more_than_once<policies.precision_given>::value, "tessera::plan: ts::precision given twice");
   static_assert(diag::policy_given_more_than_once<policies.recompute_given>::value, "tessera::plan: ts::recompute given twice");
   static_assert(diag::policy_given_more_than_once<policies.split_given>::value, "tessera::plan: ts::stage_layers given twice");
+  static_assert(diag::policy_given_more_than_once<policies.batch_given>::value, "tessera::plan: ts::global_batch given twice");
+  static_assert(diag::global_batch_not_divisible_by_dp_times_microbatches<
+                    (policies.batch > 0 ? policies.batch : DP * Schedule::microbatches), DP * Schedule::microbatches>::value,
+                "tessera::plan: ts::global_batch<B> must be a multiple of dp × microbatches (numbers in the note)");
   static_assert(diag::sequence_parallel_needs_tp_above_1<(policies.sequence_parallel ? TP : 2)>::value,
                 "tessera::plan: ts::sequence_parallel needs a tp axis of size > 1");
 

@@ -46,7 +46,7 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
     return e.get_exit_code() == 0 ? 0 : usage_exit_code;
   }
   require_world_size(pd.mesh.world());
-  if (o.batch == 0) o.batch = default_batch;
+  if (o.batch == 0) o.batch = default_batch > 0 ? default_batch : pd.policy.batch;  // 0: dp × microbatches
   try {
     if (!o.backend.empty() && o.backend == "cuda")
       throw usage_error("--backend cuda: the trainer runs on the host backend only in this version (the CUDA "
@@ -78,7 +78,7 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
 template <class... Plans>
 int run_elastic(mpi_environment& env, int argc, char** argv, elastic<Plans...>) {
   using first = typename elastic<Plans...>::first;
-  constexpr int batch = first::desc.dp * first::desc.schedule.microbatches;
+  constexpr int batch = first::desc.policy.batch > 0 ? first::desc.policy.batch : first::desc.dp * first::desc.schedule.microbatches;
   int rc = -1;
   ((rc < 0 && env.size() == Plans::desc.mesh.world() ? (rc = run_plan<Plans>(env, argc, argv, batch), 0) : 0), ...);
   if (rc >= 0) return rc;
