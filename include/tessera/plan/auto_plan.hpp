@@ -81,7 +81,8 @@ struct choose {
                 "tessera::auto_plan: no layout of this model divides this cluster and batch (tp must divide the heads, "
                 "kv_heads and ffn; dp the global batch; the pipeline stages the layers)");
   static_assert(result.candidates == 0 ||
-                    diag::no_plan_fits_in_device_memory<(result.found ? 0 : mib(result.least_memory)), mib(result.device_memory)>::value,
+                    diag::no_plan_fits_in_device_memory<(result.found || result.candidates == 0 ? 0 : mib(result.least_memory)),
+                                                       mib(result.device_memory)>::value,
                 "tessera::auto_plan: no plan fits in the device's memory (the least any plan needs and the memory "
                 "there is, in MiB, are named below); use more devices or a smaller model or batch");
   static constexpr plan_point p = result.found ? result.best.point : plan_point{};

@@ -8,9 +8,10 @@
 //
 // Data-sheet numbers (peak rates, memory, bandwidths) are the vendors'; links are given as the bus
 // bandwidth NCCL's all_reduce_perf reaches (what a ring all-reduce sees per GPU). The four efficiency
-// numbers of each GPU (large-GEMM fraction of peak, GEMM half-saturation size, attention fraction of peak,
-// memory-bound fraction of bandwidth) are fitted on published Megatron-LM runs (docs/planner.md has the
-// table, the fit and the error on every row); H200 shares the H100's compute die and takes its fit.
+// numbers of each GPU are: large-GEMM fraction of peak, GEMM half-saturation size and attention fraction
+// of peak, fitted on published Megatron-LM runs (bench/planner_fit; docs/planner.md has the table and the
+// error on every row), and the memory-bound fraction of bandwidth, set to 0.8 (not fitted: with it free
+// the fit trades it against attention at no gain). H200 shares the H100's compute die and takes its fit.
 #pragma once
 #include <cstdint>
 
@@ -77,13 +78,13 @@ inline constexpr double MiB = 1024.0 * 1024.0;
 struct a100_80g {
   static constexpr device_desc desc{"a100-80g", 312e12, 19.5e12, 81920 * MiB, 2.039e12,
                                     235e9, 8e-6, 24e9, 12e-6,
-                                    0.80, 48, 0.40, 0.75, 3072 * MiB};
+                                    0.737, 121, 0.326, 0.80, 3072 * MiB};  // fitted: bench/planner_fit
 };
 /// NVIDIA H100 SXM 80 GB (DGX H100: NVLink 4, one 400 Gb/s NDR NIC per GPU).
 struct h100_sxm {
   static constexpr device_desc desc{"h100-sxm", 989e12, 67e12, 81559 * MiB, 3.35e12,
                                     400e9, 8e-6, 48e9, 12e-6,
-                                    0.70, 64, 0.45, 0.80, 3072 * MiB};
+                                    0.557, 89, 0.276, 0.80, 3072 * MiB};  // fitted: bench/planner_fit
 };
 /// NVIDIA H200 SXM 141 GB (H100 compute, HBM3e; same links as DGX H100).
 struct h200 {

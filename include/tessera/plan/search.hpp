@@ -6,7 +6,7 @@
 //   dp      the rest; it divides the global batch
 //   b       microbatch sizes 1, 2, 4, … ≤ max_microbatch_size dividing the batch of a replica; M follows
 //   schedule every kind whose shape is valid for (P, M) (with pp = 1 only gradient accumulation, "1f1b")
-//   chunks  interleaved: V ∈ {2, 3, 4, 6, 8} with layers % (P·V) = 0
+//   chunks  interleaved: every V from 2 to max_chunks with layers % (P·V) = 0
 //   zero    0–3 (0 only without dp), recompute none | selective | full, sequence parallel (tp > 1)
 // Ranking: fitting plans by predicted iteration time, ties by memory.
 //   rank_plans (run time): branch and bound, exact — candidates in order of a lower bound on their time
@@ -22,6 +22,9 @@
 #include "tessera/plan/cost_model.hpp"
 
 namespace tessera {
+
+/// The most model chunks per rank the search tries for interleaved 1F1B.
+inline constexpr int max_chunks = 32;
 
 /// Choices fixed by the user; 0 / −1 = search.
 struct plan_constraints {
@@ -105,15 +108,16 @@ constexpr void for_each_plan(const plan_request& r, Visit&& visit, bool pruned =
         for (int k = 0; k < num_schedule_kinds; ++k) {
           const auto kind = static_cast<schedule_kind>(k);
           if (!(f.schedules >> k & 1)) continue;
-          // with pp = 1 every kind is gradient accumulation: the first allowed one stands for all
-          if (pp == 1 && (f.schedules & ((1 << k) - 1))) continue;
-          const int v_options[5] = {2, 3, 4, 6, 8};
-          const int nv = kind == schedule_kind::interleaved ? 5 : 1;
-          for (int vi = 0; vi < nv; ++vi) {
+          // with pp = 1 every kind is gradient accumulation: one allowed kind stands for all (1F1B if allowed)
+          const int one_f_one_b_bit = 1 << static_cast<int>(schedule_kind::one_f_one_b);
+          if (pp == 1 && ((f.schedules & one_f_one_b_bit) ? kind != schedule_kind::one_f_one_b : (f.schedules & ((1 << k) - 1)) != 0))
+            continue;
+          const bool interleaved = kind == schedule_kind::interleaved;
+          for (int v = interleaved ? 2 : 1; v <= (interleaved ? max_chunks : 1); ++v) {
+            if (interleaved && (m.layers % (pp * v) || !allows(f.chunks, v))) continue;
             plan_point p;
             p.tp = tp, p.pp = pp, p.dp = dp, p.microbatch_size = b, p.microbatches = replica / b;
-            p.schedule = kind, p.chunks = kind == schedule_kind::interleaved ? v_options[vi] : 1, p.bf16 = f.bf16;
-            if (!allows(f.chunks, p.chunks) && kind == schedule_kind::interleaved) continue;
+            p.schedule = kind, p.chunks = v, p.bf16 = f.bf16;
             if (pp > 1 && validate(p.shape()) != schedule_error::none) continue;
             if (m.layers % p.model_stages() || m.layers < p.model_stages()) continue;
             if (f.max_table_actions > 0 && table_actions(p) > f.max_table_actions) continue;
@@ -177,8 +181,8 @@ template <int Budget = 8>
 constexpr best_plan_result best_plan(const plan_request& r) {
   best_plan_result out;
   out.device_memory = r.costs.cluster.device.memory_bytes;
-  plan_point keep[Budget]{};
-  double keep_est[Budget]{};
+  plan_point keep[Budget + 1]{};  // the lowest estimates so far, ascending (one spare slot)
+  double keep_est[Budget + 1]{};
   int kept = 0;
   out.least_memory = 1e300;
   search_detail::for_each_plan(r, [&](const plan_point& p) {
@@ -189,11 +193,13 @@ constexpr best_plan_result best_plan(const plan_request& r) {
     if (mem > out.device_memory) return;
     const prediction e = predict_time(r.costs, p, [](const plan_point& q, const schedule_costs& sc) {
       return search_detail::busy_of(q, sc) + search_detail::estimated_bubble(q, sc); }, params);
-    int pos = kept;
-    while (pos > 0 && e.iteration_s < keep_est[pos - 1]) --pos;
-    if (pos >= Budget) return;
-    for (int i = (kept < Budget ? kept : Budget - 1); i > pos; --i) keep[i] = keep[i - 1], keep_est[i] = keep_est[i - 1];
-    keep[pos] = p, keep_est[pos] = e.iteration_s;
+    keep[kept] = p, keep_est[kept] = e.iteration_s;
+    for (int i = kept; i > 0 && keep_est[i] < keep_est[i - 1]; --i) {
+      const plan_point tp = keep[i];
+      const double te = keep_est[i];
+      keep[i] = keep[i - 1], keep_est[i] = keep_est[i - 1];
+      keep[i - 1] = tp, keep_est[i - 1] = te;
+    }
     if (kept < Budget) ++kept;
   }, true);
   for (int i = 0; i < kept; ++i) {
