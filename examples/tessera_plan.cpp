@@ -147,27 +147,40 @@ void print_table(const ts::plan_request& r, const std::vector<ts::ranked_plan>& 
   }
 }
 
+std::string plan_words(const ts::published_check& c) {
+  if (!c.found) return "none fits";
+  const ts::plan_point& p = c.plan.point;
+  std::string s = ts::cat("tp", p.tp, " pp", p.pp, " dp", p.dp, " b=", p.microbatch_size, " ", ts::schedule_kind_name(p.schedule));
+  if (p.schedule == ts::schedule_kind::interleaved) s += ts::cat(" V=", p.chunks);
+  return s + ts::cat(" z", p.zero, " ", ts::recompute_name(p.recompute), p.sequence_parallel ? " sp" : "");
+}
+
+// Every published run: the cost model with the run's layout (its error), and the planner's own layout for
+// the same model, GPUs, batch and software (its speed-up: the predicted time of the published layout over
+// the predicted time of the planner's).
 int print_published(bool json) {
   nlohmann::json rows = nlohmann::json::array();
   double sum = 0, worst = 0;
   if (!json)
-    std::printf("%-26s %-9s %8s %3s %3s %3s %6s %10s %10s %8s  %s\n", "source", "gpu", "params_B", "tp", "pp", "dp", "batch",
-                "published_s", "predicted_s", "error", "plan chosen (b, schedule)");
+    std::printf("%-26s %-9s %8s %-10s %9s %9s %7s | %-44s %9s %7s\n", "source", "gpu", "params_B", "tp/pp/dp", "published",
+                "predicted", "error", "planner's layout (same software)", "predicted", "speedup");
   for (const ts::published_run& run : ts::published_runs) {
     const ts::device_desc dev = std::string(run.gpu) == "a100-80g" ? ts::hw::a100_80g::desc : ts::hw::h100_sxm::desc;
-    const ts::published_check c = ts::check_published(run, dev);
-    const double err = c.error();
+    const ts::published_check c = ts::check_published(run, dev), own = ts::best_for_published(run, dev);
+    const double err = c.error(), own_s = own.found ? own.plan.pred.iteration_s : 0.0;
     sum += std::fabs(err);
     worst = std::max(worst, std::fabs(err));
-    std::string chosen = c.found ? ts::cat("b=", c.plan.point.microbatch_size, ", ", ts::schedule_kind_name(c.plan.point.schedule)) : "none fits";
-    if (c.found && c.plan.point.schedule == ts::schedule_kind::interleaved) chosen += ts::cat(" V=", c.plan.point.chunks);
     if (json) {
       rows.push_back({{"source", run.source}, {"gpu", run.gpu}, {"params_b", run.params_b}, {"published_s", run.iteration_s()},
                       {"predicted_s", c.found ? c.plan.pred.iteration_s : 0.0}, {"error", err},
-                      {"plan", c.found ? ts::to_json(c.plan.point) : nlohmann::json()}});
+                      {"plan", c.found ? ts::to_json(c.plan.point) : nlohmann::json()},
+                      {"planner_plan", own.found ? ts::to_json(own.plan.point) : nlohmann::json()},
+                      {"planner_predicted_s", own_s},
+                      {"planner_speedup", own.found && c.found ? c.plan.pred.iteration_s / own_s : 0.0}});
     } else {
-      std::printf("%-26s %-9s %8.1f %3d %3d %3d %6d %10.3f %10.3f %+7.1f%%  %s\n", run.source, run.gpu, run.params_b, run.tp,
-                  run.pp, run.dp, run.batch, run.iteration_s(), c.found ? c.plan.pred.iteration_s : 0.0, 100 * err, chosen.c_str());
+      std::printf("%-26s %-9s %8.1f %-10s %8.3fs %8.3fs %+6.1f%% | %-44s %8.3fs %6.2fx\n", run.source, run.gpu, run.params_b,
+                  ts::cat(run.tp, "/", run.pp, "/", run.dp).c_str(), run.iteration_s(), c.found ? c.plan.pred.iteration_s : 0.0,
+                  100 * err, plan_words(own).c_str(), own_s, own.found && c.found ? c.plan.pred.iteration_s / own_s : 0.0);
     }
   }
   const double mean = sum / ts::published_runs.size();

@@ -100,4 +100,25 @@ inline published_check check_published(const published_run& run, const device_de
   return c;
 }
 
+/// The planner's own choice for the same model, GPUs, batch and software, within what that software
+/// offered: tp, pp, dp, the microbatch size and the interleaving depth free; Megatron-LM 2021 without
+/// sequence parallelism, ZeRO or selective recompute (none or full), Megatron-Core with all three
+/// (ZeRO 0 or 1: its distributed optimizer).
+inline published_check best_for_published(const published_run& run, const device_desc& device) {
+  const plan_request base = run.request(device);
+  published_check c{run, false, {}};
+  for (int zero = 0; zero <= (run.megatron_core ? 1 : 0); ++zero)
+    for (int rc = 0; rc < 3; ++rc) {
+      if (!run.megatron_core && rc == 1) continue;
+      plan_request r = base;
+      r.fixed = plan_constraints{};
+      r.fixed.schedules = base.fixed.schedules;
+      r.fixed.zero = zero, r.fixed.recompute = rc;
+      if (!run.megatron_core) r.fixed.sequence_parallel = 0;
+      const auto best = rank_plans(r, 1);
+      if (!best.empty() && (!c.found || search_detail::better(best.front().pred, c.plan.pred))) c.found = true, c.plan = best.front();
+    }
+  return c;
+}
+
 }  // namespace tessera

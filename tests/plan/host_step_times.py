@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The planner's predicted step time against the measured one, on this machine, for the parity layouts.
+
+For each world size the layouts use, tessera_calibrate --quick measures a host profile with that many
+ranks (the GEMM, memory and MPI rates each rank sees while the others run). Each layout of the parity
+programs then trains a few steps with --log-json; the measured step time is the median step_ms after
+the warm-up steps. tessera_plan evaluates exactly that plan (read from the log's start line) with the
+profile of its world size. Passes when every |predicted / measured - 1| <= --tol.
+
+Layouts the planner cannot express are skipped and listed: uneven stage_layers (pp2_uneven, and the
+pp3 V-schedules whose 8 layers split 2,1,1,1,1,2 over 6 stages), since the cost model splits layers
+evenly.
+"""
+import argparse, json, os, statistics, subprocess, sys, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--mpiexec", required=True)
+ap.add_argument("--calibrate", required=True, help="tessera_calibrate")
+ap.add_argument("--planner", required=True, help="tessera_plan")
+ap.add_argument("--exe", action="append", required=True, help="MODEL=parity program, e.g. gpt=/path/parity_gpt")
+ap.add_argument("--layouts", required=True, help="comma-separated layout:ranks (the parity list)")
+ap.add_argument("--work", required=True, help="directory for profiles and logs")
+ap.add_argument("--steps", type=int, default=12)
+ap.add_argument("--warmup", type=int, default=4, help="steps left out of the median")
+ap.add_argument("--tol", type=float, default=0.15)
+ap.add_argument("--reuse", action="store_true", help="keep profiles and logs already in --work (model work)")
+ap.add_argument("train_args", nargs=argparse.REMAINDER)
+a = ap.parse_args()
+os.makedirs(a.work, exist_ok=True)
+train_args = [x for x in a.train_args if x != "--"]
+t_start = time.time()
+
+
+def run(cmd):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        print(r.stdout)
+        sys.exit(f"FAIL: {' '.join(cmd)} exited with {r.returncode}")
+    return r.stdout
+
+
+def profile(np_):
+    path = os.path.join(a.work, f"host_profile_np{np_}.json")
+    if not (a.reuse and os.path.exists(path)):
+        run([a.mpiexec, "-np", str(np_), "--oversubscribe", a.calibrate, "--quick", "--threads", "1", "--out", path])
+    return path
+
+
+def measure(exe, layout, np_):
+    log = os.path.join(a.work, f"{os.path.basename(exe)}.{layout}.json")
+    args = train_args + ["--steps", str(a.steps)]  # the last --steps wins
+    if not (a.reuse and os.path.exists(log)):
+        run([a.mpiexec, "-np", str(np_), "--oversubscribe", exe, layout, "--log-json", log, "--quiet"] + args)
+    lines = [json.loads(x) for x in open(log)]
+    start = next(j for j in lines if j.get("event") == "start")
+    ms = [j["step_ms"] for j in lines if "step_ms" in j and "event" not in j]
+    return start, statistics.median(ms[a.warmup:])
+
+
+def plan_flags(start):
+    p, m = start["plan"], start["plan"]["model"]
+    mesh, sched = p["mesh"], p["schedule"]
+    world = mesh["dp"] * mesh["pp"] * mesh["tp"]
+    b = start["batch"] // (mesh["dp"] * sched["microbatches"])
+    f = ["--gpu", "host", "--gpus", str(world), "--gpus-per-node", str(world), "--family", m["family"],
+         "--layers", str(m["layers"]), "--hidden", str(m["hidden"]), "--heads", str(m["heads"]),
+         "--kv-heads", str(m["kv_heads"]), "--ffn", str(m["ffn"]), "--seq", str(m["seq"]), "--vocab", str(m["vocab"]),
+         "--batch", str(start["batch"]), "--precision", p["precision"], "--tp", str(mesh["tp"]), "--pp", str(mesh["pp"]),
+         "--dp", str(mesh["dp"]), "--microbatch-size", str(b), "--schedule", sched["kind"], "--zero", str(p["zero"]),
+         "--recompute", p["recompute"], "--json"]
+    if sched["kind"] == "interleaved":
+        f += ["--chunks", str(sched["chunks"])]
+    if p["sequence_parallel"]:
+        f += ["--sequence-parallel"]
+    return f
+
+
+def predict(start, prof):
+    out = run([a.planner] + plan_flags(start) + ["--host-profile", prof])
+    return 1000.0 * json.loads(out)["best"]["iteration_s"]
+
+
+exes = dict(x.split("=", 1) for x in a.exe)
+layouts = [(name, int(n)) for name, n in (x.split(":") for x in a.layouts.split(","))]
+profiles = {n: profile(n) for n in sorted({n for _, n in layouts})}
+print(f"profiles measured in {time.time() - t_start:.1f} s")
+rows, skipped, bad = [], [], []
+for model, exe in exes.items():
+    for layout, np_ in layouts:
+        start, measured = measure(exe, layout, np_)
+        stage_layers = start["plan"]["stage_layers"]
+        if len(set(stage_layers)) > 1:
+            skipped.append(f"{model}.{layout} (stage_layers {stage_layers}: the planner splits layers evenly)")
+            continue
+        predicted = predict(start, profiles[np_])
+        err = predicted / measured - 1
+        rows.append((f"{model}.{layout}", np_, measured, predicted, err))
+        if abs(err) > a.tol:
+            bad.append(f"{model}.{layout}: predicted {predicted:.2f} ms, measured {measured:.2f} ms ({100 * err:+.1f}%)")
+
+print(f"{'layout':34} {'ranks':>5} {'measured_ms':>12} {'predicted_ms':>13} {'error':>8}")
+for name, np_, mea, pre, err in rows:
+    print(f"{name:34} {np_:5d} {mea:12.2f} {pre:13.2f} {100 * err:+7.1f}%")
+errs = [abs(r[4]) for r in rows]
+print(f"{len(rows)} layouts: mean |error| {100 * statistics.mean(errs):.1f}%, worst {100 * max(errs):.1f}% "
+      f"(tolerance {100 * a.tol:.0f}%); {time.time() - t_start:.0f} s")
+for s in skipped:
+    print(f"skipped: {s}")
+if bad:
+    print("\n".join(bad))
+    sys.exit("FAIL: predicted step times off by more than the tolerance")
+print("PASS")
