@@ -25,3 +25,14 @@ echo "compile time ($kind${3:+ sm_$arch}): $((ms / 1000)).$(printf %03d $((ms % 
 mpirun -np 8 --oversubscribe "$out/prog" --data data/corpus.txt --steps 2 --batch 16 --threads 1 2>&1 |
   tee "$out/run.log" | grep "step     2/2 | loss"
 echo "contract program trained on 8 ranks"
+# --backend cuda where there is no GPU (or no CUDA in the program): exit 2 and "no CUDA device"
+if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
+  set +e
+  mpirun -np 8 --oversubscribe "$out/prog" --data data/corpus.txt --steps 2 --backend cuda > "$out/cuda.log" 2>&1
+  rc=$?
+  set -e
+  if [ $rc -ne 2 ] || ! grep -q "no CUDA device" "$out/cuda.log"; then
+    echo "FAIL: --backend cuda without a GPU: exit $rc, expected 2 and 'no CUDA device':"; cat "$out/cuda.log"; exit 1
+  fi
+  grep -m1 "no CUDA device" "$out/cuda.log"
+fi

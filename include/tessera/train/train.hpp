@@ -30,6 +30,23 @@ std::vector<action> program_of_rank(int pp_rank) {
 }
 
 namespace train_detail {
+/// --backend cuda: stops with exit 2 and "no CUDA device (...)" when there is none (or the program was not
+/// compiled by nvcc); with a device, says that ts::train does not drive the CUDA trainer yet.
+inline void require_cuda_backend() {
+#if defined(__CUDACC__)
+  int devices = 0;
+  const cudaError_t e = cudaGetDeviceCount(&devices);
+  if (e != cudaSuccess || devices == 0)
+    throw usage_error(cat("--backend cuda: no CUDA device (cudaGetDeviceCount: ",
+                          e != cudaSuccess ? cudaGetErrorString(e) : "0 devices", "); use --backend host"));
+  throw usage_error(cat("--backend cuda: ", devices, " CUDA device(s) found, but ts::train does not run the CUDA trainer "
+                        "yet (its components are tested on one GPU by tests/cuda/test_trainer); use --backend host"));
+#else
+  throw usage_error("--backend cuda: no CUDA device support in this program (it was compiled without nvcc; the "
+                    "README's nvcc line builds one with the CUDA backend); use --backend host");
+#endif
+}
+
 /// The training program of Plan in a running MPI job whose world is the plan's mesh: parses the flags,
 /// sets the threads, trains. default_batch: the global batch without --batch (0: dp × microbatches).
 template <class Plan>
@@ -48,9 +65,7 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
   require_world_size(pd.mesh.world());
   if (o.batch == 0) o.batch = default_batch > 0 ? default_batch : pd.policy.batch;  // 0: dp × microbatches
   try {
-    if (!o.backend.empty() && o.backend == "cuda")
-      throw usage_error("--backend cuda: the trainer runs on the host backend only in this version (the CUDA "
-                        "operators and NCCL communicator exist, the CUDA trainer does not yet); use --backend host");
+    if (o.backend == "cuda") require_cuda_backend();
     const mpi_comm job = mpi_comm::world();
     const int threads = o.threads > 0 ? o.threads : default_threads(job.split_by_node().size());
     omp_set_num_threads(threads);
