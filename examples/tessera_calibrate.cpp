@@ -11,6 +11,12 @@
 //   GEMM         fp32 ts::ops::host::gemm (cblas_sgemm, row-major, NN: the host operators' call) over
 //                m, n, k ∈ {64, 256, 1024, 4096} (--quick: {64, 256, 512}); a warm-up call, then the best
 //                of 3–10 calls (fewer for larger shapes). FLOP = 2·m·n·k.
+//   attention    the host attention kernel (ops/host/attention.hpp), forward and backward, at head sizes
+//                16, 32, 64, 128 on 16 heads × one 64-token causal tile; best of 5; in the cost model's
+//                FLOPs (4·B·H·T²·D forward, twice that backward).
+//   cpu_share    every rank sustaining 256×256×64 sgemms together (~60 ms; 150 ms without --quick), the
+//                slowest rank's rate over that shape's burst rate: the share of a core a rank gets when
+//                ranks outnumber free cores (or other programs load them), which single calls do not see.
 //   memory_bw    STREAM triad a = b + s·c in fp32 with the OpenMP threads, three arrays that together are
 //                4× the last-level cache divided among the node's ranks (at least 64 MiB per rank, at most
 //                a quarter of MemAvailable per rank; --quick: 48 MiB per rank, possibly cache-resident);
@@ -62,8 +68,11 @@
 #include "tessera/comm/mpi.hpp"
 #include "tessera/core/cpu.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/ops/host/attention.hpp"
 #include "tessera/ops/host/blas.hpp"
+#include "tessera/ops/host/gemm_bench.hpp"
 #include "tessera/ops/host/openblas_core.hpp"
+#include "tessera/ops/host/gemm_bench.hpp"
 #include "tessera/plan/host_profile.hpp"
 #include "tessera/train/machine.hpp"
 
@@ -166,6 +175,53 @@ std::vector<ts::gemm_rate> measure_gemm(const std::vector<int>& sizes) {
         out.push_back({m, n, k, flops / best_time(reps, call)});
       }
   return out;
+}
+
+/// The fraction of a core each rank gets while all ranks compute at once: `calls` back-to-back sgemms of
+/// 256×256×64 (about 60 ms on a free core; 150 ms without --quick) on every rank together, the slowest
+/// rank's rate over the same shape's burst rate (the grid's best of single calls, which fit in a time
+/// slice and so do not see ranks sharing a core). 1 when every rank has a core of its own.
+double measure_cpu_share(const std::vector<ts::gemm_rate>& grid, bool quick) {
+  const int m = 256, n = 256, k = 64;
+  double burst = 0;
+  for (const ts::gemm_rate& g : grid)
+    if (g.m == m && g.n == n && g.k == k) burst = g.flops_per_s;
+  if (burst <= 0) return 1.0;
+  const double flops = 2.0 * m * n * k;
+  int calls = static_cast<int>((quick ? 0.06 : 0.15) * burst / flops) + 1;
+  MPI_Allreduce(MPI_IN_PLACE, &calls, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  std::vector<float> A(m * k, 0.01f), B(k * n, 0.02f), C(m * n, 0.0f);
+  const double t = best_time(quick ? 2 : 3, [&] {
+    for (int i = 0; i < calls; ++i)
+      ts::ops::host::gemm(ts::ops::host::trans::no, ts::ops::host::trans::no, m, n, k, 1.0f, A.data(), k, B.data(), n,
+                          0.0f, C.data(), n);
+  });
+  return std::min(1.0, calls * flops / t / burst);
+}
+
+// ---- attention --------------------------------------------------------------------------------------------
+/// The host attention kernel at head size D on 16 heads × one 64-token causal tile (its unit of work),
+/// forward and backward, in the cost model's FLOPs (4·B·H·T²·D forward, twice that backward); best of 5.
+template <int D>
+ts::attention_rate attention_rate_at() {
+  const int B = 4, H = 4, T = 64;
+  const std::size_t n = static_cast<std::size_t>(B) * T * H * D;
+  std::vector<float> q(n, 0.01f), k(n, 0.02f), v(n, 0.03f), o(n), dout(n, 0.001f), dq(n), dk(n), dv(n);
+  std::vector<float> lse(static_cast<std::size_t>(B) * H * T);
+  const ts::ops::attention_shape sh{B, T, H, H};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  auto fwd = [&] { ts::ops::attention_forward<D>(ts::host_system{}, q.data(), k.data(), v.data(), o.data(), lse.data(), sh, scale); };
+  auto bwd = [&] {
+    ts::ops::attention_backward<D>(ts::host_system{}, dout.data(), q.data(), k.data(), v.data(), o.data(), lse.data(), sh,
+                                   scale, dq.data(), dk.data(), dv.data());
+  };
+  fwd(), bwd();  // warm-up
+  const double flops = 4.0 * B * H * T * T * D;
+  return {D, flops / best_time(5, fwd), 2 * flops / best_time(5, bwd)};
+}
+
+std::vector<ts::attention_rate> measure_attention() {
+  return {attention_rate_at<16>(), attention_rate_at<32>(), attention_rate_at<64>(), attention_rate_at<128>()};
 }
 
 // ---- memory -----------------------------------------------------------------------------------------------
@@ -345,6 +401,10 @@ void print_table(std::FILE* o, const ts::host_profile& p, double seconds) {
                best.n, best.k);
   std::fprintf(o, "  GEMM fp32 smallest    %10.2f GFLOP/s per rank (%dx%dx%d)\n", small.flops_per_s / 1e9, small.m,
                small.n, small.k);
+  for (const ts::attention_rate& a : p.attention)
+    std::fprintf(o, "  attention D=%-3d       %10.2f GFLOP/s forward, %.2f backward\n", a.head_dim,
+                 a.forward_flops_per_s / 1e9, a.backward_flops_per_s / 1e9);
+  std::fprintf(o, "  share of a core       %10.2f per rank (all ranks sustaining a GEMM)\n", p.sustained_share);
   std::fprintf(o, "  memory bandwidth      %10.2f GB/s per rank (triad, all ranks at once)\n", d.memory_bw / 1e9);
   std::fprintf(o, "  elementwise 1-8 MiB   %10.2f GB/s per rank\n", p.elementwise_bytes_per_s / 1e9);
   if (p.ranks_measured < 2) {
@@ -438,7 +498,13 @@ ts::host_profile measure(ts::mpi_comm& world, const options& o, int ranks_on_nod
   const std::vector<int> sizes = o.quick ? std::vector<int>{64, 256, 512} : std::vector<int>{64, 256, 1024, 4096};
   const std::size_t shapes = sizes.size() * sizes.size() * sizes.size();
   if (talk) std::fprintf(stderr, "tessera_calibrate: GEMM rates (%zu shapes)...\n", shapes);
+  // the trainer's own start-up measurement, taken as it takes it: rank 0 measures, the others wait
+  p.reference_peak_flops = world.rank() == 0 ? ts::ops::host::measure_peak_flops<float>() : 0.0;
+  world.broadcast(&p.reference_peak_flops, 1, 0);
   p.gemm = measure_gemm(sizes);
+  if (talk) std::fprintf(stderr, "tessera_calibrate: attention kernel, share of a core under load...\n");
+  p.attention = measure_attention();
+  p.sustained_share = measure_cpu_share(p.gemm, o.quick);
   if (talk) std::fprintf(stderr, "tessera_calibrate: memory bandwidth...\n");
   const double array_bytes = stream_array_bytes(o.quick, ranks_on_node);
   const double memory_bw = triad_rate(array_bytes, 1, o.quick ? 3 : 5);

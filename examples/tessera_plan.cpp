@@ -28,6 +28,7 @@ namespace {
 
 struct args {
   std::string gpu, family = "gpt", schedule, recompute, software, precision = "bf16", host_profile;
+  double host_speed = 0;
   int gpus = 0, gpus_per_node = 8, layers = 0, hidden = 0, heads = 0, kv_heads = 0, ffn = 0, seq = 0, vocab = 0, batch = 0;
   int tp = 0, pp = 0, dp = 0, microbatch_size = 0, chunks = 0, zero = -1, top = 10;
   bool sequence_parallel = false, json = false, emit_cpp = false, published = false;
@@ -60,17 +61,35 @@ void add_flags(CLI::App& app, args& a) {
   app.add_option("--software", a.software, "tessera | megatron-2021 | megatron-core (default tessera)")
       ->check(CLI::IsMember({"tessera", "megatron-2021", "megatron-core"}));
   app.add_option("--host-profile", a.host_profile, "with --gpu host: a profile written by tessera_calibrate");
+  app.add_option("--host-speed", a.host_speed,
+                 "with --host-profile: the GEMM FLOP/s the run measured at its start (its log's peak_flops_per_rank); "
+                 "scales the profile's compute rates to the CPU's speed during that run");
   app.add_option("--top", a.top, "plans in the table (default 10)");
   app.add_flag("--json", a.json, "print one JSON object (best, top)");
   app.add_flag("--emit-cpp", a.emit_cpp, "print the ts::plan<...> type of the best plan");
   app.add_flag("--published", a.published, "the cost model against the published Megatron-LM runs");
 }
 
+/// The --host-profile file, read once (the cost model reads its measured rates for the whole run).
+const ts::host_profile& host_profile_of(const args& a) {
+  static const ts::host_profile p = [&] {
+    ts::host_profile q = ts::host_profile_from_json(a.host_profile);
+    if (a.host_speed != 0) {
+      ts::check(a.host_speed > 0, "--host-speed must be positive (got ", a.host_speed, ")");
+      ts::check(q.reference_peak_flops > 0, "--host-speed: host profile ", a.host_profile,
+                " has no reference_peak_flops (calibrate again with this tessera_calibrate)");
+      q.speed_scale = a.host_speed / q.reference_peak_flops;
+    }
+    return q;
+  }();
+  return p;
+}
+
 ts::device_desc device_of(const args& a) {
   if (a.gpu == "a100-80g") return ts::hw::a100_80g::desc;
   if (a.gpu == "h100-sxm") return ts::hw::h100_sxm::desc;
   if (a.gpu == "h200") return ts::hw::h200::desc;
-  if (a.gpu == "host") return a.host_profile.empty() ? ts::hw::host::desc : ts::host_profile_from_json(a.host_profile).device;
+  if (a.gpu == "host") return a.host_profile.empty() ? ts::hw::host::desc : host_profile_of(a).device;
   throw ts::usage_error(ts::cat("--gpu '", a.gpu, "' is not one of a100-80g, h100-sxm, h200, host"));
 }
 
@@ -100,6 +119,8 @@ ts::plan_request request_of(const args& a) {
                                                                           .hidden = a.hidden, .heads = a.heads, .kv_heads = a.kv_heads, .ffn = a.ffn});
   }
   r.costs.cluster = {device_of(a), node, a.gpus / node};
+  ts::check(a.host_profile.empty() || a.gpu == "host", "--host-profile needs --gpu host (got --gpu ", a.gpu, ")");
+  if (a.gpu == "host" && !a.host_profile.empty()) r.costs.measured = &host_profile_of(a);  // its measured rates
   r.costs.software = a.software == "megatron-2021"   ? ts::sw::megatron_2021
                      : a.software == "megatron-core" ? ts::sw::megatron_core
                      : a.gpu == "host"               ? ts::sw::tessera_host

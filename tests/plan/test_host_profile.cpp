@@ -160,3 +160,32 @@ TEST_CASE("a damaged host profile file is named with its key path and what was e
         "host profile " + missing +
             ": cannot be opened for reading (does it exist? tessera_calibrate --out writes it)");
 }
+
+TEST_CASE("the cost model reads a profile's measured rates at run time, never in constant evaluation") {
+  ts::host_profile p = grid_profile();
+  p.attention = {{16, 1e9, 2e9}, {64, 4e9, 8e9}};
+  p.sustained_share = 0.5;
+  const std::string path = tmp_path("measured.json");
+  write_text(path, ts::to_json(p).dump(2));
+  const ts::host_profile q = ts::host_profile_from_json(path);
+  CHECK(ts::to_json(q) == ts::to_json(p));
+  CHECK(q.attention_flops_per_s(32, false) == doctest::Approx(2e9));  // log-linear in the head size
+  CHECK(q.attention_flops_per_s(8, true) == 2e9);                      // the nearest measured size outside
+  ts::cost_context c{ts::resolve(ts::model_family::gpt, ts::gpt_config{.vocab = 256, .seq = 32, .layers = 8,
+                                                                        .hidden = 64, .heads = 4}),
+                     {q.device, 2, 1}, ts::sw::tessera_host};
+  c.measured = &q;
+  const ts::plan_point pt{.bf16 = false};
+  CHECK(c.gemm_s(pt, 256, 64, 256) == doctest::Approx(2.0 * 256 * 64 * 256 / (q.gemm_flops_per_s(256, 64, 256) * 0.5)));
+  constexpr double formula = [] {  // constant evaluation: the device_desc's formula, measured or not
+    ts::cost_context k{};
+    k.cluster.device = ts::hw::host::desc;
+    return k.gemm_s(ts::plan_point{.bf16 = false}, 256, 64, 256);
+  }();
+  CHECK(formula > 0);
+  json bad = ts::to_json(p);
+  bad["cpu_share"] = 1.5;
+  write_text(path, bad.dump());
+  CHECK(error_of([&] { (void)ts::host_profile_from_json(path); }).find("cpu_share is 1.5, expected a number in (0, 1]") !=
+        std::string::npos);
+}

@@ -16,8 +16,14 @@
 // the schedule's own table run by simulate_timeline under those costs (pipeline_makespan), plus the head
 // on the last stage. Then data-parallel gradient reduction (or ZeRO's collectives), the exposed part of
 // it, and the optimizer pass.
+//
+// With a measured host (cost_context::measured, a tessera_calibrate profile; run time only) GEMMs take the
+// measured sgemm rate of their shape, attention the host kernel's measured rate, memory-bound passes the
+// measured activation-sized rate, each divided among the ranks sharing a core (measured_rates below), and
+// pipeline bubbles pass at the unshared rate; communication is the profile's α–β links as for any device.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "tessera/model/config.hpp"
 #include "tessera/plan/hardware.hpp"
@@ -76,21 +82,55 @@ constexpr double ring_half_s(double bytes, int n, double bw, double latency) {  
 }
 }  // namespace cost_detail
 
+/// Rates measured on the machine itself (a host profile, tessera/plan/host_profile.hpp), read at run time
+/// instead of the device_desc's formulas. Constant evaluation never sees them (no GPU device has one).
+///   gemm_flops            the sgemm rate of that shape on one rank, measured with all ranks running:
+///                         the host's GEMMs are OpenBLAS calls, whose rate depends on the shape in ways
+///                         (blocking, packing, small-size overhead) the saturation formula does not follow
+///   attention_flops_per_s the host attention kernel's forward and backward rates at a head size, in
+///                         the cost model's FLOPs (4·T·s·heads·D forward, twice that backward): a tiled
+///                         kernel of small GEMMs plus an exp per score, far below the GEMM rate
+///   memory_bound_bytes_per_s  memory-bound passes over activation-sized arrays (mostly cache-resident)
+///   cpu_share             the fraction of a core each rank gets while all ranks compute at once (ranks
+///                         sustaining a GEMM together, against one call's burst rate): below 1 when the
+///                         ranks outnumber the free cores, which the short calls above do not see
+struct measured_rates {
+  virtual ~measured_rates() = default;
+  virtual double gemm_flops(double m, double n, double k) const = 0;
+  virtual double attention_flops_per_s(double head_dim, bool backward) const = 0;
+  virtual double memory_bound_bytes_per_s() const = 0;
+  virtual double cpu_share() const = 0;
+};
+
 /// Everything the cost functions need, bound together.
 struct cost_context {
   model_desc model{};
   cluster_desc cluster{};
   software_desc software{};
+  const measured_rates* measured = nullptr;  ///< run time only; null: the device_desc's formulas
+
+  /// The measured rates, when there are some and this is not a constant evaluation.
+  constexpr const measured_rates* rates() const { return std::is_constant_evaluated() ? nullptr : measured; }
 
   constexpr double peak(const plan_point& p) const { return p.bf16 ? cluster.device.peak_bf16 : cluster.device.peak_fp32; }
   constexpr double value_bytes(const plan_point& p) const { return p.bf16 ? 2.0 : 4.0; }
   constexpr double gemm_s(const plan_point& p, double m, double n, double k) const {
+    if (const measured_rates* r = rates()) return 2.0 * m * n * k / (r->gemm_flops(m, n, k) * r->cpu_share());
     const device_desc& d = cluster.device;
     const double eff = d.gemm_efficiency * cost_detail::saturation(m, d.gemm_half_size) *
                        cost_detail::saturation(n, d.gemm_half_size) * cost_detail::saturation(k, d.gemm_half_size);
     return 2.0 * m * n * k / (peak(p) * eff);
   }
-  constexpr double memory_s(double bytes) const { return bytes / (cluster.device.memory_bw * cluster.device.memory_efficiency); }
+  constexpr double memory_s(double bytes) const {
+    if (const measured_rates* r = rates()) return bytes / (r->memory_bound_bytes_per_s() * r->cpu_share());
+    return bytes / (cluster.device.memory_bw * cluster.device.memory_efficiency);
+  }
+  /// The attention core of one microbatch on one device, forward (or backward): `flops` of the forward.
+  constexpr double attention_s(const plan_point& p, double flops, bool backward) const {
+    if (const measured_rates* r = rates())
+      return (backward ? 2.0 : 1.0) * flops / (r->attention_flops_per_s(model.head_dim, backward) * r->cpu_share());
+    return (backward ? 2.0 : 1.0) * flops / (peak(p) * cluster.device.attention_efficiency);
+  }
   /// Link between ranks `stride` apart in a group of n: NVLink when the whole group fits in a node.
   constexpr bool intra_node(int span) const { return span <= cluster.gpus_per_node; }
   constexpr double allreduce_s(double bytes, int n, int span) const {
@@ -110,18 +150,23 @@ constexpr action_costs layer_costs(const cost_context& c, const plan_point& p) {
   const double up = m.ffn * (m.mlp == mlp::swiglu ? 2.0 : 1.0) / t, ffn = m.ffn / t;
   const double gemms = c.gemm_s(p, T, qkv, C) + c.gemm_s(p, T, C, att) + c.gemm_s(p, T, up, C) + c.gemm_s(p, T, C, ffn);
   const software_desc& sw = c.software;
-  const double att_flops = 4.0 * T * m.seq * (m.heads / t) * D * (sw.fused_attention ? 0.5 : 1.0);
-  double attention = att_flops / (c.peak(p) * c.cluster.device.attention_efficiency);
-  if (!sw.fused_attention) attention += c.memory_s(sw.score_bytes * p.microbatch_size * (m.heads / t) * m.seq * m.seq);
+  // measured: the host kernel's own rates (tiled, so no scores in memory; the causal half is in its rate)
+  const bool measured = c.rates() != nullptr, fused = sw.fused_attention && !measured;
+  const double att_flops = 4.0 * T * m.seq * (m.heads / t) * D * (fused ? 0.5 : 1.0);
+  double attention = c.attention_s(p, att_flops, false), attention_i = c.attention_s(p, att_flops, true);
+  if (!sw.fused_attention && !measured) {
+    attention += c.memory_s(sw.score_bytes * p.microbatch_size * (m.heads / t) * m.seq * m.seq);
+    attention_i = 2.0 * attention;
+  }
   const double rows = p.sequence_parallel ? T / t : T;
   const double elementwise = c.memory_s(e * (sw.elementwise_passes * rows * C + (m.mlp == mlp::swiglu ? 3.0 : 2.0) * T * ffn));
   const double tp_comm = p.tp > 1 ? 2.0 * c.allreduce_s(e * T * C, p.tp, p.tp) * (1.0 - sw.tp_overlap) : 0.0;
   action_costs a;
   a.f = gemms + attention + elementwise + tp_comm;
-  a.i = gemms + 2.0 * attention + 2.0 * elementwise + tp_comm;
+  a.i = gemms + attention_i + 2.0 * elementwise + tp_comm;
   a.w = gemms;
   if (p.recompute == recompute_kind::full) a.i += a.f;
-  if (p.recompute == recompute_kind::selective) a.i += attention;
+  if (p.recompute == recompute_kind::selective) a.i += attention;  // the forward's attention again
   return a;
 }
 
@@ -348,9 +393,12 @@ constexpr prediction predict_time(const cost_context& c, const plan_point& p, Ma
   const schedule_costs sc{a.f, a.i, a.w, a.f + a.i + a.w};
   const bool chimera = p.schedule == schedule_kind::chimera && p.pp > 1;
   const double head = (chimera ? p.microbatches / 2 : p.microbatches) * head_s(c, p);
-  const double pipe = makespan_of(p, sc);
+  double pipe = makespan_of(p, sc);
   const int stages_per_rank = p.pp > 1 ? p.stages() / p.pp : 1;
   const double busy = p.microbatches * (a.f + a.i + a.w) * stages_per_rank * (chimera ? 0.5 : 1.0);
+  // host ranks sharing cores (measured_rates::cpu_share < 1): a rank waiting in a bubble blocks in MPI and
+  // leaves its part of the cores to the ranks that compute, so the bubble passes at the unshared rate
+  if (const measured_rates* m = c.rates(); m && pipe > busy) pipe = busy + m->cpu_share() * (pipe - busy);
   r.pipeline_s = pipe + head;
   r.bubble_s = pipe - busy;
   const double dp = dp_comm_s(c, p, params);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tessera/core/error.hpp"
+#include "tessera/plan/cost_model.hpp"
 #include "tessera/plan/hardware.hpp"
 #include "tessera/train/json_in.hpp"
 
@@ -38,13 +39,31 @@ struct gemm_rate {
   double flops_per_s = 0;
 };
 
-/// One host rank as measured, with all ranks of the calibration running at once.
-struct host_profile {
+/// The measured rate of the host attention kernel (ops/host/attention.hpp) at one head size, in the cost
+/// model's FLOPs: 4·B·H·T²·D forward, twice that backward (causal half included: it is what runs).
+struct attention_rate {
+  int head_dim = 0;
+  double forward_flops_per_s = 0, backward_flops_per_s = 0;
+};
+
+/// One host rank as measured, with all ranks of the calibration running at once. As measured_rates it
+/// is what the cost model reads instead of the device_desc's formulas (cost_context::measured).
+struct host_profile final : measured_rates {
   device_desc device{};                  ///< what the planner's cost model reads (name: interned, see below)
   std::vector<gemm_rate> gemm;           ///< a full grid: every (m, n, k) of the measured axis values
-  double elementwise_bytes_per_s = 0;    ///< triad rate over activation-sized (1–8 MiB) arrays, per rank
+  double elementwise_bytes_per_s = 0;   ///< triad rate over activation-sized (1–8 MiB) arrays, per rank
   double allreduce_alpha_s = 0, allreduce_beta_s_per_byte = 0;  ///< MPI_Allreduce(bytes) ≈ α + β·bytes
   double p2p_alpha_s = 0, p2p_beta_s_per_byte = 0;              ///< one-way send of bytes ≈ α + β·bytes
+  std::vector<attention_rate> attention;  ///< by head size (optional in the file: empty, attention_efficiency)
+  double sustained_share = 1;  ///< see measured_rates::cpu_share (optional in the file: 1)
+  /// The GEMM rate the trainer measures at its start (ops::host::measure_peak_flops: rank 0, an n = 768
+  /// sgemm, the other ranks waiting), measured the same way at calibration (optional in the file: 0).
+  double reference_peak_flops = 0;
+  /// Not in the file: the CPU's speed during the run to predict relative to the calibration, i.e. the
+  /// run's own start-up measurement (its log's peak_flops_per_rank) over reference_peak_flops. On a shared
+  /// virtual machine a process's speed differs from the next one's by as much as 40% (docs/planner.md);
+  /// compute rates (GEMM, attention, memory-bound) are scaled by it, communication is not. 1: unscaled.
+  double speed_scale = 1;
   int threads = 1;          ///< OpenMP / OpenBLAS threads per rank during the measurement
   int ranks_measured = 1;   ///< ranks that ran at once (1: no communication was measured, α = β = 0)
   std::string cpu;          ///< the CPU's brand string
@@ -58,6 +77,16 @@ struct host_profile {
   ///  - sizes below 1 count as 1; the result never exceeds the best measured rate.
   /// @throws usage_error when the grid is empty or incomplete.
   double gemm_flops_per_s(int m, int n, int k) const;
+  // ---- measured_rates ----
+  double gemm_flops(double m, double n, double k) const override {
+    auto dim = [](double x) { return static_cast<int>(std::clamp(std::lround(x), 1L, 1L << 30)); };
+    return speed_scale * gemm_flops_per_s(dim(m), dim(n), dim(k));
+  }
+  /// Log-linear in log(head size) between measured sizes, the nearest one's rate outside them; without
+  /// measurements the device_desc's attention_efficiency × peak.
+  double attention_flops_per_s(double head_dim, bool backward) const override;
+  double memory_bound_bytes_per_s() const override { return speed_scale * elementwise_bytes_per_s; }
+  double cpu_share() const override { return sustained_share; }
   /// The best measured GEMM rate (0 without measurements).
   double best_gemm_flops_per_s() const {
     double best = 0;
@@ -155,12 +184,29 @@ inline double host_profile::gemm_flops_per_s(int m, int n, int k) const {
   return std::min(std::exp(log_rate) * scale, best_gemm_flops_per_s());
 }
 
+inline double host_profile::attention_flops_per_s(double head_dim, bool backward) const {
+  auto rate = [&](const attention_rate& a) { return speed_scale * (backward ? a.backward_flops_per_s : a.forward_flops_per_s); };
+  if (attention.empty()) return speed_scale * device.peak_fp32 * device.attention_efficiency;
+  if (head_dim <= attention.front().head_dim) return rate(attention.front());
+  for (std::size_t i = 1; i < attention.size(); ++i)
+    if (head_dim <= attention[i].head_dim) {
+      const attention_rate &lo = attention[i - 1], &hi = attention[i];
+      const double t = std::log(head_dim / lo.head_dim) / std::log(1.0 * hi.head_dim / lo.head_dim);
+      return std::exp((1 - t) * std::log(rate(lo)) + t * std::log(rate(hi)));
+    }
+  return rate(attention.back());
+}
+
 /// The profile as tessera_calibrate writes it (numbers round-trip exactly).
 inline nlohmann::json to_json(const host_profile& p) {
   const device_desc& d = p.device;
   nlohmann::json gemm = nlohmann::json::array();
   for (const gemm_rate& g : p.gemm)
     gemm.push_back({{"m", g.m}, {"n", g.n}, {"k", g.k}, {"flops_per_s", g.flops_per_s}});
+  nlohmann::json attention = nlohmann::json::array();
+  for (const attention_rate& a : p.attention)
+    attention.push_back({{"head_dim", a.head_dim}, {"forward_flops_per_s", a.forward_flops_per_s},
+                         {"backward_flops_per_s", a.backward_flops_per_s}});
   return {{"format", host_profile_format},
           {"version", host_profile_version},
           {"cpu", p.cpu},
@@ -174,6 +220,9 @@ inline nlohmann::json to_json(const host_profile& p) {
             {"attention_efficiency", d.attention_efficiency}, {"memory_efficiency", d.memory_efficiency},
             {"reserved_bytes", d.reserved_bytes}}},
           {"gemm", gemm},
+          {"attention", attention},
+          {"cpu_share", p.sustained_share},
+          {"reference_peak_flops", p.reference_peak_flops},
           {"elementwise_bytes_per_s", p.elementwise_bytes_per_s},
           {"allreduce", {{"alpha_s", p.allreduce_alpha_s}, {"beta_s_per_byte", p.allreduce_beta_s_per_byte}}},
           {"p2p", {{"alpha_s", p.p2p_alpha_s}, {"beta_s_per_byte", p.p2p_beta_s_per_byte}}}};
@@ -209,6 +258,20 @@ inline host_profile host_profile_from_json(const nlohmann::json& doc, const std:
   }
   d::check_full_grid(p.gemm, name + ": ");
   p.elementwise_bytes_per_s = d::number(top.at("elementwise_bytes_per_s"), true);
+  if (top.raw().contains("attention")) {  // optional (profiles before it have none)
+    const json_in att = top.at("attention");
+    for (std::size_t i = 0; i < att.size(); ++i) {
+      const json_in a = att.at(i);
+      const int dim = static_cast<int>(a.at("head_dim").integer(p.attention.empty() ? 1 : p.attention.back().head_dim + 1, 1 << 20));
+      p.attention.push_back({dim, d::number(a.at("forward_flops_per_s"), true), d::number(a.at("backward_flops_per_s"), true)});
+    }
+  }
+  if (top.raw().contains("cpu_share")) {
+    const json_in share = top.at("cpu_share");
+    p.sustained_share = d::number(share, true);
+    if (p.sustained_share > 1) share.fail(cat("is ", share.shown(), ", expected a number in (0, 1]"));
+  }
+  if (top.raw().contains("reference_peak_flops")) p.reference_peak_flops = d::number(top.at("reference_peak_flops"));
   p.allreduce_alpha_s = d::number(top.at("allreduce").at("alpha_s"));
   p.allreduce_beta_s_per_byte = d::number(top.at("allreduce").at("beta_s_per_byte"));
   p.p2p_alpha_s = d::number(top.at("p2p").at("alpha_s"));
