@@ -10,6 +10,10 @@
 #                                                   where the CPU has more, both sides held to it (OpenBLAS,
 #                                                   oneDNN and PyTorch's kernels) — an AVX2 machine on this one
 #   scripts/bench.sh zero [--steps N]               peak resident memory per rank, ZeRO 0..3 on dp8, vs the formula
+#   scripts/bench.sh gpu-step [--rounds R] [--models gpt2:8,gpt1.3b:4]
+#                                                   one GPU, bf16: a GPT-2 124M and a 1.3B GPT step, tessera vs
+#                                                   PyTorch (torch.compile, SDPA) alternating; ratio and MFU
+#                                                   (skipped without a GPU; scripts/gpu_check.sh runs it there)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/deps.sh"
@@ -86,5 +90,10 @@ case "$what" in
     cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_zero_memory
     /usr/bin/python3 "$TESSERA_ROOT/bench/zero_memory.py" --exe "$TESSERA_BUILD/bench/bench_zero_memory" \
       --data "$TESSERA_ROOT/data/corpus.txt" --markdown "$TESSERA_BUILD/bench_zero.md" "$@" ;;
-  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops, step, zero)" >&2; exit 2 ;;
+  gpu-step)
+    shift
+    tessera_configure
+    cmake --build "$TESSERA_BUILD" -j "$TESSERA_JOBS" --target bench_gpu_step
+    /usr/bin/python3 "$TESSERA_ROOT/bench/gpu_step_compare.py" --exe "$TESSERA_BUILD/bench/bench_gpu_step" "$@" ;;
+  *) echo "scripts/bench.sh: unknown benchmark '$what' (known: allreduce, ops, step, zero, gpu-step)" >&2; exit 2 ;;
 esac

@@ -5,16 +5,21 @@
 #
 #   scripts/compile_time.sh [--report] [--only gxx|nvcc] [FILE.cpp]
 #     --report  also -ftime-report (g++): where the time went, in build-compile-time/*.report
+#   scripts/compile_time.sh --planner
+#     what ts::auto_plan's search costs: bench/compile_time/auto_plan_175b.cpp (GPT-3 175B on 1,024 A100s)
+#     compiled with the search and with the same plan by hand, 3 times each, g++ -O2 -c; goal: < 5 s more
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
 report=0
+planner=0
 only=""
 src="$TESSERA_ROOT/bench/compile_time/llama7b_3d.cpp"
 while (($#)); do
   case "$1" in
     --report) report=1; shift ;;
     --only) only=$2; shift 2 ;;
+    --planner) planner=1; shift ;;
     -*) echo "compile_time.sh: unknown option $1" >&2; exit 2 ;;
     *) src=$1; shift ;;
   esac
@@ -24,6 +29,16 @@ mkdir -p "$out"
 name=$(basename "$src" .cpp)
 cd "$TESSERA_ROOT"
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+if ((planner)); then
+  f="$TESSERA_ROOT/bench/compile_time/auto_plan_175b.cpp"
+  for round in 1 2 3; do
+    hand=$(seconds g++ -std=c++20 -O2 -I "$TESSERA_ROOT/include" -DTESSERA_HAND_PLAN -c "$f" -o "$out/hand.o")
+    auto=$(seconds g++ -std=c++20 -O2 -I "$TESSERA_ROOT/include" -c "$f" -o "$out/auto.o")
+    printf 'round %d: by hand %5.1f s, ts::auto_plan %5.1f s: the search adds %4.1f s (goal < 5 s)\n' \
+      "$round" "$hand" "$auto" "$(echo "$auto - $hand" | bc)"
+  done
+  exit 0
+fi
 if [ -z "$only" ] || [ "$only" = gxx ]; then
   extra=()
   ((report)) && extra=(-ftime-report)

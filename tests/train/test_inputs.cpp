@@ -16,28 +16,15 @@
 #include "tessera/train/manifest.hpp"
 #include "tessera/train/safetensors.hpp"
 
+#include "input_files.hpp"
+
 namespace ts = tessera;
 using nlohmann::json;
 
 namespace {
-/// The usage_error message of f(), or "" when it does not throw one.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ts::usage_error& e) {
-    return e.what();
-  }
-  return "";
-}
-std::string tmp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("tessera_inputs_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
+using tessera_test::error_of;
+std::string tmp_path(const std::string& name) { return tessera_test::tmp_path("tessera_inputs", name); }
+using tessera_test::write_bytes;
 /// A safetensors file: the 8-byte length, `header` as is, then `data`.
 std::string safetensors_bytes(const std::string& header, const std::string& data) {
   std::string out(8, '\0');
