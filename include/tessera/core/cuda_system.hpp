@@ -1,7 +1,7 @@
 // tessera/core/cuda_system.hpp — the CUDA backend as a type (device memory, Thrust loops).
 // CUDA only: include from .cu translation units (or with nvcc -x cu).
 //
-// Same interface as host_system (see there): buffer<T> (device_buffer: cudaMalloc'd, no element access),
+// Same interface as host_system (see there): buffer<T> (device_buffer: blocks of the caching arena, no element access),
 // data(buf), for_each_index(n, f) with f a TS_HD functor, fill, copy, to_host/from_host, events, and
 // host_accessible = false, so the host reaches device memory only through host mirrors
 // (core/host_mirror.hpp). Work is issued on the system's current stream (default: the legacy stream).
@@ -20,6 +20,7 @@
 #include <string>
 #include <utility>
 
+#include "tessera/core/caching_arena.hpp"
 #include "tessera/core/config.hpp"
 #include "tessera/core/error.hpp"
 
@@ -39,7 +40,25 @@ inline int cuda_device_count() {
   return n;
 }
 
-/// Owning device memory for n elements of T (cudaMalloc), on the current device. Copies are
+/// cudaMalloc / cudaFree for the caching arena.
+struct cuda_raw_allocator {
+  static void* allocate(std::size_t bytes) {
+    void* p = nullptr;
+    cuda_check(cudaMalloc(&p, bytes), "cudaMalloc");
+    return p;
+  }
+  static void deallocate(void* p) { (void)cudaFree(p); }
+};
+
+/// The process's device memory cache (core/caching_arena.hpp): device buffers take their blocks from it and
+/// give them back, so a step that needs the buffers of the step before calls neither cudaMalloc nor
+/// cudaFree. Never destroyed (blocks live until the process ends; the driver frees them).
+inline caching_arena<cuda_raw_allocator>& cuda_arena() {
+  static auto* a = new caching_arena<cuda_raw_allocator>();
+  return *a;
+}
+
+/// Owning device memory for n elements of T (from cuda_arena()), on the current device. Copies are
 /// device-to-device; there is no element access from the host.
 template <class T>
 class device_buffer {
@@ -58,9 +77,7 @@ class device_buffer {
     swap(o);
     return *this;
   }
-  ~device_buffer() {
-    if (p_) (void)cudaFree(p_);
-  }
+  ~device_buffer() { cuda_arena().deallocate(p_, cap_ * sizeof(T)); }
   T* data() { return p_; }
   const T* data() const { return p_; }
   std::size_t size() const { return n_; }
@@ -96,10 +113,10 @@ class device_buffer {
   static cudaStream_t stream_of();
   void reserve(std::size_t n) {
     if (n <= cap_) return;
-    if (p_) cuda_check(cudaFree(p_), "cudaFree");
+    cuda_arena().deallocate(p_, cap_ * sizeof(T));
     p_ = nullptr;
     cap_ = 0;
-    cuda_check(cudaMalloc(reinterpret_cast<void**>(&p_), n * sizeof(T)), "cudaMalloc");
+    p_ = static_cast<T*>(cuda_arena().allocate(n * sizeof(T)));
     cap_ = n;
   }
   void copy_from(const device_buffer& o) {
