@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <utility>
 #include <deque>
 #include <map>
 #include <memory>
@@ -20,9 +22,13 @@
 
 namespace tessera {
 
-/// A loopback operation is complete when it is started.
+/// A loopback operation is complete when it is started — except a non-blocking receive, which takes its
+/// message when waited for (the matching send may come after it, as with MPI).
 struct loopback_request {
-  void wait() {}
+  std::function<void()> on_wait;
+  void wait() {
+    if (on_wait) std::exchange(on_wait, nullptr)();
+  }
 };
 
 class loopback_comm {
@@ -80,6 +86,16 @@ class loopback_comm {
   request iall_reduce(const T* s, T* r, std::size_t n, reduce_op = reduce_op::sum) {
     copy(s, r, n);
     return {};
+  }
+  /// Non-blocking byte messages (mpi_comm's isend_bytes / irecv_bytes): the send is delivered at once,
+  /// the receive when its request is waited for.
+  request isend_bytes(const void* buf, std::size_t n, int peer, int tag) {
+    send(static_cast<const unsigned char*>(buf), n, peer, tag);
+    return {};
+  }
+  request irecv_bytes(void* buf, std::size_t n, int peer, int tag) {
+    check_peer(peer);
+    return {[this, buf, n, peer, tag] { recv(static_cast<unsigned char*>(buf), n, peer, tag); }};
   }
   template <class T>
   void send(const T* buf, std::size_t n, int peer, int tag) {

@@ -9,12 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "tessera/comm/loopback.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/ops/host/openblas_core.hpp"
 #include "tessera/train/machine.hpp"
 #include "tessera/train/options.hpp"
 #include "tessera/train/plan.hpp"
 #include "tessera/train/training_run.hpp"
+#if defined(__CUDACC__)
+#include "tessera/core/cuda_system.hpp"
+#endif
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -30,20 +34,49 @@ std::vector<action> program_of_rank(int pp_rank) {
 }
 
 namespace train_detail {
-/// --backend cuda: stops with exit 2 and "no CUDA device (...)" when there is none (or the program was not
-/// compiled by nvcc); with a device, says that ts::train does not drive the CUDA trainer yet.
-inline void require_cuda_backend() {
+/// --backend cuda: the number of CUDA devices; stops with exit 2 and "no CUDA device (...)" when there is
+/// none (or the program was not compiled by nvcc), and when the job has more than one rank (several GPUs
+/// need the NCCL trainer, which does not exist yet).
+inline int require_cuda_backend(int world) {
 #if defined(__CUDACC__)
   int devices = 0;
   const cudaError_t e = cudaGetDeviceCount(&devices);
   if (e != cudaSuccess || devices == 0)
     throw usage_error(cat("--backend cuda: no CUDA device (cudaGetDeviceCount: ",
                           e != cudaSuccess ? cudaGetErrorString(e) : "0 devices", "); use --backend host"));
-  throw usage_error(cat("--backend cuda: ", devices, " CUDA device(s) found, but ts::train does not run the CUDA trainer "
-                        "yet (its components are tested on one GPU by tests/cuda/test_trainer); use --backend host"));
+  if (world > 1)
+    throw usage_error(cat("--backend cuda: one GPU only in this version (the job has ", world, " ranks; training over "
+                          "several GPUs needs the NCCL trainer); run one rank, or --backend host"));
+  return devices;
 #else
+  (void)world;
   throw usage_error("--backend cuda: no CUDA device support in this program (it was compiled without nvcc; the "
                     "README's nvcc line builds one with the CUDA backend); use --backend host");
+#endif
+}
+
+/// The backend when --backend is not given: cuda when the program was compiled by nvcc, a device exists and
+/// the job is one rank (one GPU), else host.
+inline std::string default_backend([[maybe_unused]] int world) {
+#if defined(__CUDACC__)
+  int devices = 0;
+  if (world == 1 && cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return "cuda";
+  (void)cudaGetLastError();
+#endif
+  return "host";
+}
+
+/// One rank on one GPU: the trainer on cuda_system with the loopback communicator (one process, no MPI on
+/// device memory); data, logs and checkpoints on the host as always.
+template <class Plan, class T>
+int run_on_gpu(const train_options& o) {
+#if defined(__CUDACC__)
+  loopback_comm job;
+  return training_run<T, Plan::model::head_dim, loopback_comm, cuda_system>(Plan::desc, o, job, &program_of_rank<Plan>)
+      .run();
+#else
+  (void)o;
+  return usage_exit_code;  // not reached: require_cuda_backend stops first
 #endif
 }
 
@@ -65,7 +98,12 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
   require_world_size(pd.mesh.world());
   if (o.batch == 0) o.batch = default_batch > 0 ? default_batch : pd.policy.batch;  // 0: dp × microbatches
   try {
-    if (o.backend == "cuda") require_cuda_backend();
+    if (o.backend.empty()) o.backend = default_backend(env.size());
+    if (o.backend == "cuda") {
+      require_cuda_backend(env.size());
+      if constexpr (pd.policy.precision == precision_kind::bf16) return run_on_gpu<Plan, bf16>(o);
+      else return run_on_gpu<Plan, float>(o);
+    }
     const mpi_comm job = mpi_comm::world();
     const int threads = o.threads > 0 ? o.threads : default_threads(job.split_by_node().size());
     omp_set_num_threads(threads);

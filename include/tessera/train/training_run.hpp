@@ -48,7 +48,9 @@ extern "C" int openblas_get_parallel(void);  // 0 sequential, 1 pthreads, 2 Open
 
 namespace tessera {
 
-template <class T, int D, communicator Comm>
+/// System: where the trainer's buffers live and its operators run (host_system, or cuda_system for
+/// --backend cuda); everything else of a run (data, logs, checkpoints, snapshots) is on the host.
+template <class T, int D, communicator Comm, class System = host_system>
 class training_run {
  public:
   /// Collective over `job`, whose size is the mesh's. program: this pipeline rank's actions.
@@ -413,7 +415,7 @@ class training_run {
   restart_info restart_;
   token_data data_;
   data_order order_;
-  trainer<T, D, Comm> tr_;
+  trainer<T, D, Comm, System> tr_;
   nlohmann::json plan_;
   std::optional<run_log> log_;
   int k0_ = 0, last_saved_ = -1;
