@@ -384,6 +384,13 @@ constexpr double memory_bytes(const cost_context& c, const plan_point& p, double
   return state_bytes(c, p, params) + acts + gathered + c.cluster.device.reserved_bytes;
 }
 
+/// The compute of the busiest pipeline rank: its stages' F, I, W for every microbatch of their pipeline
+/// (Chimera: each of a rank's two stages sees half the microbatches).
+constexpr double pipeline_busy(const plan_point& p, const schedule_costs& c) {
+  const int per_rank = p.pp > 1 ? p.stages() / p.pp : 1;
+  return p.microbatches * (c.f + c.b + c.w) * per_rank * (p.schedule == schedule_kind::chimera && p.pp > 1 ? 0.5 : 1.0);
+}
+
 /// The time of one iteration (every field of `prediction` but memory). `makespan_of` computes the
 /// pipeline's makespan from its per-action costs (pipeline_makespan, or an estimate while searching).
 template <class Makespan>
@@ -395,7 +402,7 @@ constexpr prediction predict_time(const cost_context& c, const plan_point& p, Ma
   const double head = (chimera ? p.microbatches / 2 : p.microbatches) * head_s(c, p);
   double pipe = makespan_of(p, sc);
   const int stages_per_rank = p.pp > 1 ? p.stages() / p.pp : 1;
-  const double busy = p.microbatches * (a.f + a.i + a.w) * stages_per_rank * (chimera ? 0.5 : 1.0);
+  const double busy = pipeline_busy(p, sc);
   // host ranks sharing cores (measured_rates::cpu_share < 1): a rank waiting in a bubble blocks in MPI and
   // leaves its part of the cores to the ranks that compute, so the bubble passes at the unshared rate
   if (const measured_rates* m = c.rates(); m && pipe > busy) pipe = busy + m->cpu_share() * (pipe - busy);

@@ -150,13 +150,9 @@ constexpr double fill_lower_bound(const plan_point& p, const schedule_costs& c) 
   if (p.pp <= 1) return 0.0;
   return (p.schedule == schedule_kind::chimera ? p.pp / 2 - 1 : p.pp - 1) * c.f;
 }
-constexpr double busy_of(const plan_point& p, const schedule_costs& c) {
-  const int per_rank = p.pp > 1 ? p.stages() / p.pp : 1;
-  return p.microbatches * (c.f + c.b + c.w) * per_rank * (p.schedule == schedule_kind::chimera && p.pp > 1 ? 0.5 : 1.0);
-}
-constexpr prediction estimate(const cost_context& c, const plan_point& p) {
-  return predict_with(c, p, [](const plan_point& q, const schedule_costs& sc) { return busy_of(q, sc) + estimated_bubble(q, sc); });
-}
+constexpr double busy_of(const plan_point& p, const schedule_costs& c) { return pipeline_busy(p, c); }
+/// The makespan the compile-time search ranks by: the busy rank plus the closed-form bubble.
+constexpr double estimated_makespan(const plan_point& p, const schedule_costs& c) { return busy_of(p, c) + estimated_bubble(p, c); }
 constexpr prediction lower_bound(const cost_context& c, const plan_point& p) {
   return predict_with(c, p, [](const plan_point& q, const schedule_costs& sc) { return busy_of(q, sc) + fill_lower_bound(q, sc); });
 }
@@ -191,8 +187,7 @@ constexpr best_plan_result best_plan(const plan_request& r) {
     const double mem = memory_bytes(r.costs, p, params);
     if (mem < out.least_memory) out.least_memory = mem;
     if (mem > out.device_memory) return;
-    const prediction e = predict_time(r.costs, p, [](const plan_point& q, const schedule_costs& sc) {
-      return search_detail::busy_of(q, sc) + search_detail::estimated_bubble(q, sc); }, params);
+    const prediction e = predict_time(r.costs, p, search_detail::estimated_makespan, params);
     keep[kept] = p, keep_est[kept] = e.iteration_s;
     for (int i = kept; i > 0 && keep_est[i] < keep_est[i - 1]; --i) {
       const plan_point tp = keep[i];
