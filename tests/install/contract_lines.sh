@@ -3,7 +3,8 @@
 # model and a dp2 x pp2 x tp2 plan, ts::train) with exactly the command line of ../shared/contract.md §1
 # (from the repository root), prints how long that took, then trains it for 2 steps on 8 ranks.
 # TESSERA_CONTRACT_MARCH=LEVEL (e.g. x86-64-v3) compiles the host line with -march=LEVEL instead of
-# -march=native: the same line for a CPU one level below the build machine's.
+# -march=native: the same line for a CPU one level below the build machine's, with -DTESSERA_HEADER_ONLY so
+# that the engine is compiled at that level too (the pre-compiled one, if the build made it, is native).
 set -euo pipefail
 kind=$1; out=$2; arch=${3:-90}
 cd "$(dirname "$0")/../.."
@@ -13,7 +14,11 @@ start=$(date +%s%N)
 prog="$out/prog.cpp"
 if [ "$kind" = host ]; then
   set -x
-  mpicxx -std=c++20 -O2 -march=${TESSERA_CONTRACT_MARCH:-native} -fopenmp -I include "$prog" -lopenblas -o "$out/prog"
+  if [ -n "${TESSERA_CONTRACT_MARCH:-}" ]; then
+    mpicxx -std=c++20 -O2 -march=$TESSERA_CONTRACT_MARCH -DTESSERA_HEADER_ONLY -fopenmp -I include "$prog" -lopenblas -o "$out/prog"
+  else
+    mpicxx -std=c++20 -O2 -march=native -fopenmp -I include "$prog" -lopenblas -o "$out/prog"
+  fi
 else
   set -x
   nvcc -std=c++20 -O2 -arch=sm_$arch --expt-relaxed-constexpr -x cu -Xcompiler -fopenmp -I include \

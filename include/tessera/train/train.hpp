@@ -1,17 +1,21 @@
 // tessera/train/train.hpp — ts::train<plan>(argc, argv): a training program — its flags (options.hpp),
-// MPI, threads, the world size checked against the mesh — running a training_run on the host backend.
+// MPI, threads, the world size checked against the mesh — running a training_run on the host backend (or
+// one GPU). The plan types become values here (engine.hpp): the engine below is instantiated per (dtype,
+// head size), and is taken from the pre-compiled engine library when the build made one.
 #pragma once
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "tessera/comm/loopback.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/ops/host/openblas_core.hpp"
+#include "tessera/train/engine.hpp"
 #include "tessera/train/machine.hpp"
 #include "tessera/train/options.hpp"
 #include "tessera/train/plan.hpp"
@@ -68,23 +72,22 @@ inline std::string default_backend([[maybe_unused]] int world) {
 
 /// One rank on one GPU: the trainer on cuda_system with the loopback communicator (one process, no MPI on
 /// device memory); data, logs and checkpoints on the host as always.
-template <class Plan, class T>
-int run_on_gpu(const train_options& o) {
+template <class T, int HeadDim>
+int run_on_gpu([[maybe_unused]] const plan_desc& pd, [[maybe_unused]] program_fn program,
+               [[maybe_unused]] const train_options& o) {
 #if defined(__CUDACC__)
   loopback_comm job;
-  return training_run<T, Plan::model::head_dim, loopback_comm, cuda_system>(Plan::desc, o, job, &program_of_rank<Plan>)
-      .run();
+  return training_run<T, HeadDim, loopback_comm, cuda_system>(pd, o, job, program).run();
 #else
-  (void)o;
   return usage_exit_code;  // not reached: require_cuda_backend stops first
 #endif
 }
 
-/// The training program of Plan in a running MPI job whose world is the plan's mesh: parses the flags,
-/// sets the threads, trains. default_batch: the global batch without --batch (0: dp × microbatches).
-template <class Plan>
-int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
-  constexpr plan_desc pd = Plan::desc;
+/// The training program of one plan in a running MPI job whose world is the plan's mesh: parses the
+/// flags, sets the threads, trains. T and HeadDim are the plan's precision and head size.
+/// default_batch: the global batch without --batch (0: the plan's).
+template <class T, int HeadDim>
+int run_plan(mpi_environment& env, const plan_desc& pd, program_fn program, int argc, char** argv, int default_batch) {
   const int rank = env.rank();
   CLI::App app{"tessera training program (" + std::string(pd.model.family_name()) + ")"};
   train_options o;
@@ -101,8 +104,7 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
     if (o.backend.empty()) o.backend = default_backend(env.size());
     if (o.backend == "cuda") {
       require_cuda_backend(env.size());
-      if constexpr (pd.policy.precision == precision_kind::bf16) return run_on_gpu<Plan, bf16>(o);
-      else return run_on_gpu<Plan, float>(o);
+      return run_on_gpu<T, HeadDim>(pd, program, o);
     }
     const mpi_comm job = mpi_comm::world();
     const int threads = o.threads > 0 ? o.threads : default_threads(job.split_by_node().size());
@@ -111,11 +113,7 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
     if (rank == 0 && threads > 1 && openblas_get_parallel() == 1)
       std::fprintf(stderr, "tessera: note: OpenBLAS is its pthreads build, whose threads compete with OpenMP's; the "
                            "OpenMP build (Debian: libopenblas0-openmp, scripts/deps.sh selects it) is faster\n");
-    if constexpr (pd.policy.precision == precision_kind::bf16) {
-      return training_run<bf16, Plan::model::head_dim, mpi_comm>(pd, o, job, &program_of_rank<Plan>).run();
-    } else {
-      return training_run<float, Plan::model::head_dim, mpi_comm>(pd, o, job, &program_of_rank<Plan>).run();
-    }
+    return training_run<T, HeadDim, mpi_comm>(pd, o, job, program).run();
   } catch (const usage_error& e) {
     std::fprintf(stderr, "tessera: %s (rank %d)\n", e.what(), rank);
     return usage_exit_code;
@@ -126,21 +124,59 @@ int run_plan(mpi_environment& env, int argc, char** argv, int default_batch) {
   }
 }
 
-/// ts::elastic: the plan whose mesh size is the world's; every plan's default batch is the first plan's
-/// (so the global batch, and with it the losses, do not depend on the world size).
-template <class... Plans>
-int run_elastic(mpi_environment& env, int argc, char** argv, elastic<Plans...>) {
-  using first = typename elastic<Plans...>::first;
-  constexpr int batch = first::desc.policy.batch > 0 ? first::desc.policy.batch : first::desc.dp * first::desc.schedule.microbatches;
-  int rc = -1;
-  ((rc < 0 && env.size() == Plans::desc.mesh.world() ? (rc = run_plan<Plans>(env, argc, argv, batch), 0) : 0), ...);
-  if (rc >= 0) return rc;
+/// run_plan<T, HeadDim> of one plan's precision and head size.
+using plan_runner = int (*)(mpi_environment&, const plan_desc&, program_fn, int, char**, int);
+
+/// The engine: the plan (for ts::elastic, the plan whose mesh size is the world's; every plan's default
+/// batch is then the first plan's, so that the global batch, and with it the losses, do not depend on the
+/// world size), trained by its runner. plans and runners have request.plan_count elements.
+/// @pre MPI is not initialised yet (this starts it, after OpenBLAS's kernels are chosen).
+inline int run_engine(const engine_request& request, const plan_runner* runners) {
+  ops::host::openblas::restart_with_cpu_kernels();  // before MPI: OpenBLAS's generic kernels on a new CPU
+  int argc = request.argc;
+  char** argv = request.argv;
+  mpi_environment env(argc, argv);
+  const plan_desc& first = *request.plans[0].desc;
+  const int batch = !request.elastic ? 0 : first.policy.batch > 0 ? first.policy.batch : first.dp * first.schedule.microbatches;
   std::string sizes;
-  for (int n : elastic<Plans...>::world_sizes) sizes += cat(sizes.empty() ? "" : ", ", n);
+  for (int i = 0; i < request.plan_count; ++i) {
+    const engine_plan& p = request.plans[i];
+    if (env.size() == p.desc->mesh.world() || !request.elastic)
+      return runners[i](env, *p.desc, p.program, argc, argv, batch);
+    sizes += cat(sizes.empty() ? "" : ", ", p.desc->mesh.world());
+  }
   std::fprintf(stderr, "tessera: no plan of this program runs on %d ranks (its plans' mesh sizes: %s; run with mpirun -np "
                        "one of them) (rank %d)\n", env.size(), sizes.c_str(), env.rank());
   return usage_exit_code;
 }
+
+template <class Plan>
+using value_type_of = std::conditional_t<Plan::desc.policy.precision == precision_kind::bf16, bf16, float>;
+
+/// The plans of P (a ts::plan, or ts::elastic's plans in order) as values, and whether every one has its
+/// (dtype, head size) in the pre-compiled engine.
+template <class P>
+struct plan_values {
+  static constexpr engine_plan plans[] = {{&P::desc, &program_of_rank<P>}};
+  static constexpr bool is_elastic = false;
+  static constexpr bool prebuilt = engine_is_built_for(P::desc.policy.precision, P::desc.model.head_dim);
+};
+template <class... Plans>
+struct plan_values<elastic<Plans...>> {
+  static constexpr engine_plan plans[] = {{&Plans::desc, &program_of_rank<Plans>}...};
+  static constexpr bool is_elastic = true;
+  static constexpr bool prebuilt = (engine_is_built_for(Plans::desc.policy.precision, Plans::desc.model.head_dim) && ...);
+};
+
+/// The engine's runners for P's plans, instantiated in the program (when the pre-compiled engine is not used).
+template <class P>
+struct plan_runners {
+  static constexpr plan_runner runners[] = {&run_plan<value_type_of<P>, P::desc.model.head_dim>};
+};
+template <class... Plans>
+struct plan_runners<elastic<Plans...>> {
+  static constexpr plan_runner runners[] = {&run_plan<value_type_of<Plans>, Plans::desc.model.head_dim>...};
+};
 
 /// TESSERA_PRINT_PLANS=1: the program prints the world sizes it has plans for, as JSON, and exits —
 /// how scripts/tessera-run learns where an elastic job can go on.
@@ -165,12 +201,13 @@ template <class P>
 int train(int argc, char** argv) {
   static_assert(is_plan_v<P> || is_elastic_v<P>, "tessera::train<P>: P must be a ts::plan<...> or ts::elastic<plan...>");
   if (train_detail::print_plans_if_asked<P>()) return 0;
-  ops::host::openblas::restart_with_cpu_kernels();  // before MPI: OpenBLAS's generic kernels on a new CPU
-  mpi_environment env(argc, argv);
-  if constexpr (is_elastic_v<P>) {
-    return train_detail::run_elastic(env, argc, argv, P{});
+  using values = train_detail::plan_values<P>;
+  const engine_request request{engine_abi(), static_cast<int>(std::size(values::plans)), values::plans,
+                               values::is_elastic, argc, argv};
+  if constexpr (have_prebuilt_engine && values::prebuilt) {
+    return call_engine_library(prebuilt_engine_path, request);  // the engine, compiled once (engine.hpp)
   } else {
-    return train_detail::run_plan<P>(env, argc, argv, 0);
+    return train_detail::run_engine(request, train_detail::plan_runners<P>::runners);
   }
 }
 
