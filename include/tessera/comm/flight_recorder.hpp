@@ -5,7 +5,8 @@
 // its bytes and peer, and whether it is still in progress. The recorder keeps the newest `capacity`
 // records and the time of the last progress (an operation starting or finishing, or a mark such as a
 // step boundary). The watchdog (train/watchdog.hpp) reads it from its own thread: every member is
-// thread-safe. One recorder per process: flight_recorder::process().
+// thread-safe. One recorder per process: flight_recorder::process(). While the trace recorder is on
+// (`--trace`, core/trace.hpp), each completed operation is also a span on the "communication" track.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -15,6 +16,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "tessera/core/trace.hpp"
 
 namespace tessera {
 
@@ -26,6 +29,7 @@ struct flight_record {
   int peer = -1;       ///< point-to-point peer (rank on the communicator), -1 for collectives
   bool done = false;
   double started_s = 0;  ///< seconds since the recorder started
+  double traced_from_s = -1;  ///< trace::now_s() at the start while tracing, else -1
 };
 
 class flight_recorder {
@@ -48,6 +52,7 @@ class flight_recorder {
     r.bytes = bytes;
     r.peer = peer;
     r.started_s = now_s();
+    if (trace::process().enabled()) r.traced_from_s = trace::now_s();
     if (ring_.size() < capacity) ring_.push_back(r);
     else ring_[(r.seq - 1) % capacity] = r;
     touch();
@@ -58,7 +63,10 @@ class flight_recorder {
     if (seq == 0) return;
     std::lock_guard<std::mutex> lock(m_);
     flight_record& r = ring_[(seq - 1) % capacity];
-    if (r.seq == seq) r.done = true;
+    if (r.seq == seq) {
+      r.done = true;
+      if (r.traced_from_s >= 0) trace::process().add({span_name(r), trace::track::communication, r.traced_from_s, trace::now_s()});
+    }
     touch();
   }
   /// Progress without an operation (a step begins, a checkpoint is written): `what` names where we are.
@@ -119,6 +127,14 @@ class flight_recorder {
     return b;
   }
   double now_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+  /// "all-reduce (non-blocking) on dp, 1.5 MB" — a record as a trace span's name.
+  static std::string span_name(const flight_record& r) {
+    char b[160];
+    std::snprintf(b, sizeof b, "%s on %s%s, %.3g MB", r.op, r.label.c_str(),
+                  r.peer >= 0 ? (" with rank " + std::to_string(r.peer)).c_str() : "",
+                  static_cast<double>(r.bytes) / (1024.0 * 1024.0));
+    return b;
+  }
 
  private:
   flight_recorder() : t0_(std::chrono::steady_clock::now()) {}

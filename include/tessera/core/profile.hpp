@@ -4,13 +4,16 @@
 // memory-bound work). Scopes nest: a scope's time excludes the scopes opened inside it, so every
 // microsecond is counted once, in the innermost operator (a GEMM inside the attention is "gemm ...").
 // Disabled (the default), a scope costs one branch. Calls come from the host thread that runs the
-// step (operators parallelise inside with OpenMP), so the bookkeeping needs no locks.
+// step (operators parallelise inside with OpenMP), so the bookkeeping needs no locks. When the trace
+// recorder is on (`--trace`, core/trace.hpp), every scope is also a span on the "compute" track.
 #pragma once
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "tessera/core/trace.hpp"
 
 namespace tessera::prof {
 
@@ -33,26 +36,27 @@ inline std::vector<double>& child_time() {  // per open scope: time spent in sco
   static std::vector<double> s;
   return s;
 }
-inline double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+inline double now() { return trace::now_s(); }  // the steady clock, in seconds
 }  // namespace detail
 
 class scope {
  public:
-  explicit scope(const char* name, double flops = 0) : on_(enabled()) {
-    if (!on_) return;
+  explicit scope(const char* name, double flops = 0) : on_(enabled()), traced_(trace::process().enabled()) {
+    if (!on_ && !traced_) return;
     name_ = name;
     flops_ = flops;
-    detail::child_time().push_back(0.0);
+    if (on_) detail::child_time().push_back(0.0);
     t0_ = detail::now();
   }
   scope(std::string name, double flops) : scope("", flops) {
-    if (on_) name_ = std::move(name);
+    if (on_ || traced_) name_ = std::move(name);
   }
   ~scope() {
+    if (!on_ && !traced_) return;
+    const double t1 = detail::now();
+    if (traced_) trace::process().add({name_, trace::track::compute, t0_, t1});
     if (!on_) return;
-    const double total = detail::now() - t0_;
+    const double total = t1 - t0_;
     auto& stack = detail::child_time();
     const double inner = stack.back();
     stack.pop_back();
@@ -66,7 +70,7 @@ class scope {
   scope& operator=(const scope&) = delete;
 
  private:
-  bool on_;
+  bool on_, traced_;
   std::string name_;
   double flops_ = 0, t0_ = 0;
 };

@@ -13,7 +13,8 @@
 // and loads it at run time (dlopen: part of glibc, no link flag); nvcc programs look for
 // prebuilt_cuda_engine.hpp instead. Without that header, with -DTESSERA_HEADER_ONLY, or for a
 // (dtype, head size) the engine was not built for, ts::train compiles the engine into the program as
-// before. The results are the same either way: the same code, built with the project's flags.
+// before. The results are the same either way — bit for bit with g++ (the same code and the project's
+// flags); nvcc builds host code without -march=native, which moves the last bits.
 #pragma once
 #include <cstdint>
 #include <cstdio>

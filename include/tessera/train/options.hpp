@@ -35,6 +35,7 @@ struct train_options {
   double bucket_mb = 25;  ///< dp gradient all-reduce bucket size
   bool quiet = false;
   bool profile = false;
+  std::string trace;  ///< --trace FILE: the last step of every rank as a Chrome/Perfetto trace
   double hang_timeout = 0;               ///< seconds; 0 = automatic, < 0 = no watchdog
   int snapshot_every = 0;                ///< in-memory snapshots every N steps (0 = none)
   std::string snapshot_dir;              ///< "" = /dev/shm/tessera-snapshots-<job>
@@ -116,6 +117,9 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
                  "test a job's survival: KIND@STEP[:RANK] with KIND kill, hang, exception, nan, slow or corrupt (repeatable; "
                  "each fires once per job under scripts/tessera-run)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--trace", o.trace,
+                 "write the last step of every rank (operators, communication from start to completion, pipeline "
+                 "actions) to FILE as a Chrome/Perfetto trace (chrome://tracing, ui.perfetto.dev)");
   app.add_flag("--profile", o.profile,
                "time every operator (after one warm-up step) and print rank 0's breakdown per step, with each "
                "GEMM shape's speed against the same GEMM run alone");

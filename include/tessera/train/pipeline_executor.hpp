@@ -20,6 +20,7 @@
 
 #include "tessera/comm/communicator.hpp"
 #include "tessera/core/profile.hpp"
+#include "tessera/core/trace.hpp"
 #include "tessera/model/transformer.hpp"
 #include "tessera/schedule/schedule.hpp"
 #include "tessera/train/plan.hpp"
@@ -100,8 +101,12 @@ class pipeline_executor {
     double loss = 0;
     for (std::size_t idx = 0; idx < p.actions.size(); ++idx) {
       const action& a = p.actions[idx];
-      for (int pi = 0; pi < num_parts(a); ++pi) loss += compute(part(a, pi), backward_scale, on_last_forward);
-      communicate(a);
+      {
+        std::optional<trace::span> traced;  // --trace: the action (not what follows it) on the "pipeline" track
+        if (trace::process().enabled()) traced.emplace(trace::track::pipeline, to_string(a));
+        for (int pi = 0; pi < num_parts(a); ++pi) loss += compute(part(a, pi), backward_scale, on_last_forward);
+        communicate(a);
+      }
       if (account) {
         std::int64_t live = 0;
         for (const auto& [key, st] : states_) live += st->bytes();

@@ -41,6 +41,7 @@
 #include "tessera/train/run_log.hpp"
 #include "tessera/train/snapshot.hpp"
 #include "tessera/train/stragglers.hpp"
+#include "tessera/train/trace_file.hpp"
 #include "tessera/train/trainer.hpp"
 #include "tessera/train/watchdog.hpp"
 
@@ -69,8 +70,9 @@ class training_run {
       }
       tr_.shard_optimizer_state();  // ZeRO: from the final initial (or loaded) parameters and moments
     }
-    std::string err;  // rank 0 opens the log; every rank learns whether it could
+    std::string err;  // rank 0 opens the log (and checks --trace's file); every rank learns whether it could
     try {
+      if (rank_ == 0 && !o.trace.empty()) check_trace_path(o.trace);
       log_.emplace(rank_, o.log_json, !resumed_from_.empty(), o.quiet);
     } catch (const usage_error& e) {
       err = e.what();
@@ -240,8 +242,10 @@ class training_run {
       if (k == k0_) report_restart();
       if (snaps_) snaps_->finish_exchange();  // the last snapshot's replica has arrived: written at once
       if (background_.pending()) publish_checkpoint(false);
+      if (traced(k, k_end)) start_trace();
       everyone_.barrier();
       const auto t0 = std::chrono::steady_clock::now();
+      const double t0_s = trace::now_s();
       const double blocked0 = flight_recorder::process().blocked_s();
       faults_.before_step(k);
       if (faults_.take_poison(k)) tr_.poison_gradient_norm();
@@ -252,6 +256,7 @@ class training_run {
         r = tr_.step(k);
       }
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (traced(k, k_end)) finish_trace(k, t0_s);
       const double work_s = ms / 1000.0 - (flight_recorder::process().blocked_s() - blocked0);
       watchdog_.step_done(ms / 1000.0);
       const straggler_monitor::report slow = stragglers_.slowest(everyone_, work_s, ms / 1000.0);
@@ -282,6 +287,23 @@ class training_run {
       prof::enabled() = false;
       if (rank_ == 0) log_->emit(profile_report(profiled, profiled_ms / profiled, true));
     }
+  }
+
+  /// --trace: the last step of the run (warm when it is not the first) is recorded on every rank.
+  bool traced(int k, int k_end) const { return !o_.trace.empty() && k + 1 == k_end; }
+  void start_trace() {
+    flight_recorder::process().enable(true);  // its operations are the trace's communication spans
+    trace::process().take();
+    trace::process().enable(true);
+  }
+  /// Collective: gathers the step's events to rank 0, which writes --trace's file.
+  void finish_trace(int k, double t0_s) {
+    trace::process().enable(false);
+    const std::string name = cat("rank ", rank_, ": dp ", mc_.coord(axis::dp), ", pp ", mc_.coord(axis::pp), ", tp ",
+                                 mc_.coord(axis::tp));
+    write_trace(everyone_, o_.trace, trace::process().take(), name, t0_s,
+                {{"step", k + 1}, {"plan", plan_}, {"clock", "microseconds from the barrier that starts the step, per rank"}});
+    log_->note("tessera: step %d of every rank traced to %s (chrome://tracing, ui.perfetto.dev)\n", k + 1, o_.trace.c_str());
   }
 
   /// A checkpoint of the state after `step` steps (collective).
