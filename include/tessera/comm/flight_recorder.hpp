@@ -116,23 +116,19 @@ class flight_recorder {
   /// "all-reduce on dp, 4.0 MB (#123, in progress for 31.2 s)" — one record, in words.
   static std::string describe(const flight_record& r, double now) {
     if (r.seq == 0) return "no communication yet";
-    char b[256];
-    const double mb = static_cast<double>(r.bytes) / (1024.0 * 1024.0);
-    char size[32] = "";
-    if (r.bytes > 0) std::snprintf(size, sizeof size, ", %.3g MB", mb);
-    std::snprintf(b, sizeof b, "%s on %s%s%s (#%llu, %s %.1f s)", r.op, r.label.c_str(),
-                  r.peer >= 0 ? (" with rank " + std::to_string(r.peer)).c_str() : "", size,
-                  static_cast<unsigned long long>(r.seq), r.done ? "finished, started" : "in progress for",
-                  now - r.started_s);
-    return b;
+    char b[96];
+    std::snprintf(b, sizeof b, " (#%llu, %s %.1f s)", static_cast<unsigned long long>(r.seq),
+                  r.done ? "finished, started" : "in progress for", now - r.started_s);
+    return span_name(r) + b;
   }
   double now_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
-  /// "all-reduce (non-blocking) on dp, 1.5 MB" — a record as a trace span's name.
+  /// "all-reduce (non-blocking) on dp, 1.5 MB" — a record without its progress (a trace span's name).
   static std::string span_name(const flight_record& r) {
-    char b[160];
-    std::snprintf(b, sizeof b, "%s on %s%s, %.3g MB", r.op, r.label.c_str(),
-                  r.peer >= 0 ? (" with rank " + std::to_string(r.peer)).c_str() : "",
-                  static_cast<double>(r.bytes) / (1024.0 * 1024.0));
+    char size[32] = "";
+    if (r.bytes > 0) std::snprintf(size, sizeof size, ", %.3g MB", static_cast<double>(r.bytes) / (1024.0 * 1024.0));
+    char b[192];
+    std::snprintf(b, sizeof b, "%s on %s%s%s", r.op, r.label.c_str(),
+                  r.peer >= 0 ? (" with rank " + std::to_string(r.peer)).c_str() : "", size);
     return b;
   }
 

@@ -153,29 +153,27 @@ inline int run_engine(const engine_request& request, const plan_runner* runners)
 template <class Plan>
 using value_type_of = std::conditional_t<Plan::desc.policy.precision == precision_kind::bf16, bf16, float>;
 
-/// The plans of P (a ts::plan, or ts::elastic's plans in order) as values, and whether every one has its
-/// (dtype, head size) in the pre-compiled engine.
-template <class P>
-struct plan_values {
-  static constexpr engine_plan plans[] = {{&P::desc, &program_of_rank<P>}};
-  static constexpr bool is_elastic = false;
-  static constexpr bool prebuilt = engine_is_built_for(P::desc.policy.precision, P::desc.model.head_dim);
-};
+/// A program's plans as values, whether every one has its (dtype, head size) in the pre-compiled engine,
+/// and their runners — instantiated in the program only when runners() is called (no pre-compiled engine).
 template <class... Plans>
-struct plan_values<elastic<Plans...>> {
+struct plan_list {
   static constexpr engine_plan plans[] = {{&Plans::desc, &program_of_rank<Plans>}...};
-  static constexpr bool is_elastic = true;
   static constexpr bool prebuilt = (engine_is_built_for(Plans::desc.policy.precision, Plans::desc.model.head_dim) && ...);
+  static const plan_runner* runners() {
+    static constexpr plan_runner all[] = {&run_plan<value_type_of<Plans>, Plans::desc.model.head_dim>...};
+    return all;
+  }
 };
-
-/// The engine's runners for P's plans, instantiated in the program (when the pre-compiled engine is not used).
+/// The plan list of P: a ts::plan, or ts::elastic's plans in order.
 template <class P>
-struct plan_runners {
-  static constexpr plan_runner runners[] = {&run_plan<value_type_of<P>, P::desc.model.head_dim>};
+struct plans_of {
+  using list = plan_list<P>;
+  static constexpr bool is_elastic = false;
 };
 template <class... Plans>
-struct plan_runners<elastic<Plans...>> {
-  static constexpr plan_runner runners[] = {&run_plan<value_type_of<Plans>, Plans::desc.model.head_dim>...};
+struct plans_of<elastic<Plans...>> {
+  using list = plan_list<Plans...>;
+  static constexpr bool is_elastic = true;
 };
 
 /// TESSERA_PRINT_PLANS=1: the program prints the world sizes it has plans for, as JSON, and exits —
@@ -201,13 +199,13 @@ template <class P>
 int train(int argc, char** argv) {
   static_assert(is_plan_v<P> || is_elastic_v<P>, "tessera::train<P>: P must be a ts::plan<...> or ts::elastic<plan...>");
   if (train_detail::print_plans_if_asked<P>()) return 0;
-  using values = train_detail::plan_values<P>;
-  const engine_request request{engine_abi(), static_cast<int>(std::size(values::plans)), values::plans,
-                               values::is_elastic, argc, argv};
-  if constexpr (have_prebuilt_engine && values::prebuilt) {
+  using list = typename train_detail::plans_of<P>::list;
+  const engine_request request{engine_abi(), static_cast<int>(std::size(list::plans)), list::plans,
+                               train_detail::plans_of<P>::is_elastic, argc, argv};
+  if constexpr (have_prebuilt_engine && list::prebuilt) {
     return call_engine_library(prebuilt_engine_path, request);  // the engine, compiled once (engine.hpp)
   } else {
-    return train_detail::run_engine(request, train_detail::plan_runners<P>::runners);
+    return train_detail::run_engine(request, list::runners());
   }
 }
 
