@@ -9,6 +9,7 @@
 #include "tessera/comm/mesh_comms.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/comm/redistribute.hpp"
+#include "tessera/comm/staged.hpp"
 #include "tessera/core/box.hpp"
 #include "tessera/core/core.hpp"
 #include "tessera/core/host_system.hpp"

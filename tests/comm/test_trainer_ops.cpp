@@ -1,7 +1,8 @@
 // What the trainer asks of a communicator, on MPI at every world size: non-blocking all-reduce equal to
 // the blocking one bit for bit, partitioned reduce-scatter/all-gather (in place and not, blocking and
 // not), gathers and reductions to a root, scalar reductions, tagged point-to-point, and the consensus
-// helpers. Values are small integers, so every sum is exact and every rank can predict every result.
+// helpers; the same operations through staged_comm on a fake device's memory. Values are small integers,
+// so every sum is exact and every rank can predict every result.
 #include <doctest/doctest.h>
 #include <mpi.h>
 
@@ -9,13 +10,22 @@
 #include <string>
 #include <vector>
 
+#include "fake_device_system.hpp"
 #include "tessera/comm/consensus.hpp"
 #include "tessera/comm/mpi.hpp"
+#include "tessera/comm/staged.hpp"
 
 namespace ts = tessera;
+/// The same operations through the staged communicator, on a fake device's memory (comm/staged.hpp).
+using staged_fake = ts::staged_comm<ts::mpi_comm, tessera_test::fake_device_system>;
+static_assert(ts::communicator<staged_fake>);
 
 namespace {
-ts::mpi_comm world() { return ts::mpi_comm::split(MPI_COMM_WORLD, 0, 0); }
+template <class C = ts::mpi_comm>
+C world() {
+  if constexpr (std::is_same_v<C, ts::mpi_comm>) return ts::mpi_comm::split(MPI_COMM_WORLD, 0, 0);
+  else return C(ts::mpi_comm::split(MPI_COMM_WORLD, 0, 0));
+}
 /// Rank r's contribution to element i.
 float value(int r, std::int64_t i) { return static_cast<float>((r + 1) * 3 + i % 7); }
 float summed(int size, std::int64_t i) {
@@ -38,8 +48,8 @@ TEST_CASE_TEMPLATE("mpi_comm: iall_reduce equals all_reduce bit for bit", T, flo
   CHECK(bad == 0);
 }
 
-TEST_CASE("mpi_comm: partitioned reduce-scatter and all-gather, in place and not, blocking and not") {
-  ts::mpi_comm c = world();
+TEST_CASE_TEMPLATE("mpi_comm and staged_comm: partitioned reduce-scatter and all-gather, in place and not, blocking and not", C, ts::mpi_comm, staged_fake) {
+  C c = world<C>();
   const int P = c.size(), me = c.rank();
   for (std::int64_t total : {std::int64_t{0}, std::int64_t{1}, std::int64_t{P - 1}, std::int64_t{37}, std::int64_t{1001}}) {
     CAPTURE(total);
@@ -94,8 +104,8 @@ TEST_CASE("mpi_comm: partitioned reduce-scatter and all-gather, in place and not
   }
 }
 
-TEST_CASE("mpi_comm: gather, reduce to a root (in place), scalar reductions") {
-  ts::mpi_comm c = world();
+TEST_CASE_TEMPLATE("mpi_comm and staged_comm: gather, reduce to a root (in place), scalar reductions", C, ts::mpi_comm, staged_fake) {
+  C c = world<C>();
   const int P = c.size(), me = c.rank();
   std::vector<float> row{value(me, 0), value(me, 1)}, all(static_cast<std::size_t>(2 * P));
   c.gather(row.data(), all.data(), 2, 0);
@@ -114,8 +124,8 @@ TEST_CASE("mpi_comm: gather, reduce to a root (in place), scalar reductions") {
   CHECK(ts::all_reduce_value(c, 0.5, ts::reduce_op::sum) == 0.5 * P);
 }
 
-TEST_CASE("mpi_comm: tagged point-to-point around a ring, in order per tag") {
-  ts::mpi_comm c = world();
+TEST_CASE_TEMPLATE("mpi_comm and staged_comm: tagged point-to-point around a ring, in order per tag", C, ts::mpi_comm, staged_fake) {
+  C c = world<C>();
   const int P = c.size(), me = c.rank();
   if (P == 1) return;  // no peer
   const int next = (me + 1) % P, prev = (me + P - 1) % P;
