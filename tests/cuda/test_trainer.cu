@@ -2,30 +2,36 @@
 // the system as a type — device buffers, the CUDA operators, host mirrors for the loss, the logits and
 // checkpoints — trains a small GPT (fp32) and LLaMA (bf16) on one GPU as it trains them on the host: the
 // same losses and gradient norms up to the operators' rounding (the GPU sums in other orders; the
-// embedding gradient's atomics are not even deterministic). Skipped without a CUDA device.
+// embedding gradient's atomics are not even deterministic). Then several ranks on the GPU(s): every layout
+// of tests/support/staged_layouts.hpp through the staged communicator against the host trainer on MPI.
+// The GPU trainer always communicates through staged_comm (as `--backend cuda` does). Skipped without a
+// CUDA device.
 #include <cmath>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tessera/tessera.hpp"
 #include "one_rank_trainer.hpp"
+#include "staged_layouts.hpp"
 #include <doctest/doctest.h>
 
 namespace ts = tessera;
 
 namespace {
-using gpt = ts::gpt<ts::gpt_config{.vocab = 256, .seq = 32, .layers = 2, .hidden = 64, .heads = 2}>;
-using llama = ts::llama<ts::llama_config{.vocab = 256, .seq = 32, .layers = 2, .hidden = 128, .heads = 4, .kv_heads = 2,
-                                         .ffn = 256}>;
-using gpt_plan = ts::plan<gpt, ts::mesh<>, ts::one_f_one_b<2>>;
-using llama_plan = ts::plan<llama, ts::mesh<>, ts::one_f_one_b<2>, ts::precision<ts::bf16>,
+// the layouts' models (head size 32): the one-rank and the multi-rank tests share their instantiations
+using gpt_plan = ts::plan<tessera_test::staged_gpt, ts::mesh<>, ts::one_f_one_b<2>>;
+using llama_plan = ts::plan<tessera_test::staged_llama, ts::mesh<>, ts::one_f_one_b<2>, ts::precision<ts::bf16>,
                             ts::recompute<ts::selective>>;
+using staged = ts::staged_comm<ts::mpi_comm, ts::cuda_system>;
+static_assert(ts::communicator<staged>);
 
 template <class T, class Plan>
 void same_training(double tol) {
-  ts::loopback_comm host_world, gpu_world;
-  const auto host = tessera_test::one_rank_trainer<T, Plan, ts::loopback_comm>(host_world, 4).train_evaluate_sample(4);
-  const auto gpu =
-      tessera_test::one_rank_trainer<T, Plan, ts::loopback_comm, ts::cuda_system>(gpu_world, 4).train_evaluate_sample(4);
+  ts::mpi_comm host_world = ts::mpi_comm::split(MPI_COMM_SELF, 0, 0);
+  staged gpu_world(ts::mpi_comm::split(MPI_COMM_SELF, 0, 0));
+  const auto host = tessera_test::one_rank_trainer<T, Plan, ts::mpi_comm>(host_world, 4).train_evaluate_sample(4);
+  const auto gpu = tessera_test::one_rank_trainer<T, Plan, staged, ts::cuda_system>(gpu_world, 4).train_evaluate_sample(4);
   REQUIRE(host.size() == gpu.size());
   for (std::size_t i = 0; i < 9; ++i) {  // 4 × (loss, grad_norm), the evaluation; not the sampled tokens
     CAPTURE(i);
@@ -45,4 +51,24 @@ TEST_CASE("trainer<cuda_system>: LLaMA in bf16 with selective recompute trains o
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (rank == 0) same_training<ts::bf16, llama_plan>(2e-2);
+}
+
+TEST_CASE("several ranks on the GPU(s) through the staged communicator: every layout trains as on the host") {
+  int layouts = 0;
+  tessera_test::for_each_staged_layout([&]<class T, class Plan>(const char* name) {
+    if (!tessera_test::fits_world<Plan>()) return;
+    const std::string layout = name;
+    CAPTURE(layout);
+    ++layouts;
+    const double tol = std::is_same_v<T, float> ? 1e-4 : 2e-2;  // the parity tolerances
+    const auto host = tessera_test::train_layout<T, Plan, ts::mpi_comm, ts::host_system>(3);
+    const auto gpu = tessera_test::train_layout<T, Plan, staged, ts::cuda_system>(3);
+    REQUIRE(host.size() == gpu.size());
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::isfinite(gpu[i]));
+      CHECK(std::abs(gpu[i] - host[i]) <= tol * std::abs(host[i]));
+    }
+  });
+  CHECK(layouts > 0);
 }

@@ -17,6 +17,10 @@
 
 /// Exit code CTest reads as "skipped" (SKIP_RETURN_CODE).
 constexpr int skip_exit_code = 77;
+#if defined(TESSERA_TEST_NEEDS_CUDA)
+/// Defined (true) by a GPU suite whose ranks each need a device of their own (NCCL).
+extern "C" __attribute__((weak)) const bool tessera_test_one_device_per_rank;
+#endif
 
 int main(int argc, char** argv) {
   int provided = 0;
@@ -36,7 +40,22 @@ int main(int argc, char** argv) {
     MPI_Finalize();
     return skip_exit_code;
   }
-  cudaSetDevice(rank % devices);
+  // NCCL refuses two ranks on one device: a suite that defines tessera_test_one_device_per_rank skips
+  // when this node has fewer devices than ranks
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  int local_rank = 0, local_ranks = 1;
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_size(node, &local_ranks);
+  MPI_Comm_free(&node);
+  if (&tessera_test_one_device_per_rank != nullptr && tessera_test_one_device_per_rank && devices < local_ranks) {
+    if (rank == 0)
+      std::printf("SKIPPED: %d ranks on a node with %d CUDA device%s; NCCL needs a device per rank (the staged "
+                  "communicator's tests cover ranks that share one)\n", local_ranks, devices, devices == 1 ? "" : "s");
+    MPI_Finalize();
+    return skip_exit_code;
+  }
+  cudaSetDevice(local_rank % devices);
 #endif
   doctest::Context ctx;
   ctx.applyCommandLine(argc, argv);

@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "tessera/core/bf16.hpp"
@@ -111,6 +112,7 @@ template <class C>
 concept collective_communicator = collectives_for<C, float> && collectives_for<C, bf16> &&
     requires(C& c, const C& cc, std::span<const p2p_op> ops) {
       typename C::system;
+      { C::name() } -> std::convertible_to<std::string>;  // what a run's start line calls it
       { c.size() } -> std::convertible_to<int>;
       { c.rank() } -> std::convertible_to<int>;
       c.exchange(ops);

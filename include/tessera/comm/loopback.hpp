@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
@@ -37,6 +38,7 @@ class loopback_comm {
   using request = loopback_request;
 
   loopback_comm() = default;
+  static std::string name() { return "loopback"; }
   int rank() const { return 0; }
   int size() const { return valid_ ? 1 : 0; }
   bool valid() const { return valid_; }

@@ -210,6 +210,8 @@ class mpi_comm {
   }
   ~mpi_comm() { release(); }
 
+  /// What the start line of a run calls this engine.
+  static std::string name() { return "mpi"; }
   int rank() const { return rank_; }
   int size() const { return size_; }
   MPI_Comm native() const { return comm_; }

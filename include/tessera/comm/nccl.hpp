@@ -1,11 +1,25 @@
-// tessera/comm/nccl.hpp — the device communicator: NCCL on device memory. CUDA only.
+// tessera/comm/nccl.hpp — the device communicator: NCCL on device memory, on a stream of its own. CUDA only.
 //
 // Bootstrapped over MPI: rank 0 of the MPI communicator creates the ncclUniqueId, MPI_Bcast sends it,
-// every rank calls ncclCommInitRank. Group communicators come from ncclCommSplit. Operations are
-// enqueued on the communicator's stream and the call returns after the stream synchronises, so the
-// semantics match mpi_comm's blocking collectives. It models `collective_communicator`; the trainer's
-// `communicator` (requests on a communication stream ordered by events, partitioned collectives padded
-// to equal blocks, tagged point-to-point) is the CUDA trainer's work — docs/design.md lists it.
+// every rank calls ncclCommInitRank; group communicators come from ncclCommSplit (and an MPI_Comm_split of
+// the same ranks). It models `communicator`:
+//   - every NCCL operation is enqueued on the communicator's own stream, after an event recorded on the
+//     compute stream (cuda_system::stream()): it starts when its input has been produced. A blocking call
+//     returns at once, having made the compute stream wait for the operation (an event, no host
+//     synchronisation); a non-blocking call returns a `request` whose wait() does that, so compute issued
+//     between the call and wait() overlaps the communication;
+//   - partitioned collectives (ZeRO's blocks, which differ by one element) go through blocks padded to
+//     the partition's largest() (NCCL's reduce-scatter and all-gather take equal blocks), copied on the
+//     communication stream;
+//   - tagged send/recv are ncclSend/ncclRecv: NCCL matches messages between a pair in the order they are
+//     posted, so a program must receive in the order its peer sends. Pipeline programs do, for every
+//     schedule: schedule/verify.hpp's check_comm (a static_assert of every schedule type) lets a send
+//     complete only with the very receive at the peer's head, under blocking rendezvous semantics;
+//   - buffers in host memory (the loss, counts, strings: the trainer's bookkeeping) go through the MPI
+//     communicator of the same ranks, as PyTorch sends CPU tensors through gloo;
+//   - NCCL's errors, asynchronous ones included (ncclCommGetAsyncError, checked at every wait and
+//     blocking call), become exceptions naming the operation and the communicator's axes.
+// Untested on a GPU so far (no session has had two); compiled for sm_80/sm_90 in CI.
 #pragma once
 #if !defined(__CUDACC__)
 #error "tessera/comm/nccl.hpp needs a CUDA compiler (nvcc); the host communicator is tessera/comm/mpi.hpp"
@@ -14,12 +28,16 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <cstddef>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tessera/comm/communicator.hpp"
+#include "tessera/comm/mpi.hpp"
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/cuda_system.hpp"
 #include "tessera/core/error.hpp"
@@ -27,8 +45,20 @@
 namespace tessera {
 
 namespace detail {
-inline void nccl_check(ncclResult_t r, const char* what) {
-  if (r != ncclSuccess) throw std::runtime_error(cat("tessera: ", what, " failed: ", ncclGetErrorString(r)));
+inline void nccl_check(ncclResult_t r, const char* what, const std::string& label = "") {
+  if (r != ncclSuccess)
+    throw std::runtime_error(cat("tessera: ", what, label.empty() ? "" : " on ", label, " failed: ", ncclGetErrorString(r),
+                                 r == ncclRemoteError ? " (a peer failed or left)" : ""));
+}
+/// Whether p is device memory (or managed memory a kernel may use); false for host memory and null.
+inline bool on_device(const void* p) {
+  if (!p) return false;
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 template <class T>
 inline ncclDataType_t nccl_type() {
@@ -56,33 +86,83 @@ inline ncclRedOp_t nccl_op(reduce_op op) {
 }
 }  // namespace detail
 
+/// A non-blocking operation: NCCL's (an event after it on the communication stream, and the padded
+/// blocks it works in) or, for host memory, MPI's. wait() makes the compute stream wait for it (the host
+/// does not), then gives the blocks back; a second wait() does nothing; the destructor waits.
+class nccl_request {
+ public:
+  nccl_request() = default;
+  nccl_request(cudaEvent_t done, device_buffer<unsigned char> blocks, ncclComm_t comm, std::string label)
+      : done_(done), blocks_(std::move(blocks)), comm_(comm), label_(std::move(label)) {}
+  explicit nccl_request(mpi_request host) : host_(std::move(host)) {}
+  nccl_request(nccl_request&& o) noexcept { swap(o); }
+  nccl_request& operator=(nccl_request&& o) noexcept {
+    if (this != &o) {
+      finish_quietly();
+      swap(o);
+    }
+    return *this;
+  }
+  nccl_request(const nccl_request&) = delete;
+  nccl_request& operator=(const nccl_request&) = delete;
+  ~nccl_request() { finish_quietly(); }
+
+  void wait() {
+    host_.wait();
+    if (!done_) return;
+    ncclResult_t async = ncclSuccess;
+    if (comm_) detail::nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError", label_);
+    detail::nccl_check(async, "a non-blocking NCCL operation", label_);
+    cuda_check(cudaStreamWaitEvent(cuda_system::stream(), done_, 0), "cudaStreamWaitEvent");
+    (void)cudaEventDestroy(std::exchange(done_, nullptr));
+    device_buffer<unsigned char>().swap(blocks_);  // later compute-stream use is ordered after the operation
+  }
+
+ private:
+  void finish_quietly() noexcept {
+    try {
+      wait();
+    } catch (...) {  // a destructor cannot report it; wait() does
+    }
+  }
+  void swap(nccl_request& o) noexcept {
+    std::swap(done_, o.done_);
+    blocks_.swap(o.blocks_);
+    std::swap(comm_, o.comm_);
+    std::swap(label_, o.label_);
+    std::swap(host_, o.host_);
+  }
+  cudaEvent_t done_ = nullptr;
+  device_buffer<unsigned char> blocks_;
+  ncclComm_t comm_ = nullptr;
+  std::string label_;
+  mpi_request host_;
+};
+
 class nccl_comm {
  public:
   using system = cuda_system;
+  using request = nccl_request;
 
   nccl_comm() = default;
   /// Collective over `mpi`: one NCCL communicator with the same ranks (device: already set by the caller).
   static nccl_comm from_mpi(MPI_Comm mpi) {
-    int rank = 0, size = 0;
-    MPI_Comm_rank(mpi, &rank);
-    MPI_Comm_size(mpi, &size);
-    ncclUniqueId id;
-    if (rank == 0) detail::nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
-    MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi);
     nccl_comm c;
-    detail::nccl_check(ncclCommInitRank(&c.comm_, size, id, rank), "ncclCommInitRank");
-    c.rank_ = rank;
-    c.size_ = size;
-    c.init_stream();
+    c.host_ = mpi_comm::split(mpi, 0, 0);
+    ncclUniqueId id;
+    if (c.host_.rank() == 0) detail::nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi);
+    detail::nccl_check(ncclCommInitRank(&c.comm_, c.host_.size(), id, c.host_.rank()), "ncclCommInitRank");
+    c.init_streams();
     return c;
   }
-  /// ncclCommSplit: the ranks with the same color, ordered by key (collective over this communicator).
+  /// ncclCommSplit (and MPI_Comm_split): the ranks with the same color, ordered by key; no_color: an empty one.
   nccl_comm split(int color, int key) const {
     nccl_comm c;
-    detail::nccl_check(ncclCommSplit(comm_, color, key, &c.comm_, nullptr), "ncclCommSplit");
-    detail::nccl_check(ncclCommUserRank(c.comm_, &c.rank_), "ncclCommUserRank");
-    detail::nccl_check(ncclCommCount(c.comm_, &c.size_), "ncclCommCount");
-    c.init_stream();
+    c.host_ = host_.split(color, key);
+    detail::nccl_check(ncclCommSplit(comm_, color == no_color ? NCCL_SPLIT_NOCOLOR : color, key, &c.comm_, nullptr),
+                       "ncclCommSplit", label_);
+    c.init_streams();
     return c;
   }
 
@@ -98,89 +178,277 @@ class nccl_comm {
   }
   ~nccl_comm() { release(); }
 
-  int rank() const { return rank_; }
-  int size() const { return size_; }
+  static std::string name() { return "nccl"; }
+  int rank() const { return host_.rank(); }
+  int size() const { return host_.size(); }
   ncclComm_t native() const { return comm_; }
   cudaStream_t stream() const { return stream_; }
+  void set_label(std::string l) {
+    host_.set_label(l);
+    label_ = std::move(l);
+  }
 
+  // ---- collectives on equal blocks -----------------------------------------------------------------
   template <class T>
-  void all_reduce(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
-    detail::nccl_check(ncclAllReduce(send, recv, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_),
-                       "ncclAllReduce");
-    sync();
+  void all_reduce(const T* s, T* r, std::size_t n, reduce_op op = reduce_op::sum) {
+    if (on_host(s, r)) return host_.all_reduce(s, r, n, op);
+    after_compute();
+    enqueue(ncclAllReduce(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclAllReduce");
+    before_compute();
   }
   template <class T>
-  void reduce_scatter(const T* send, T* recv, std::size_t n, reduce_op op = reduce_op::sum) {
-    detail::nccl_check(ncclReduceScatter(send, recv, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_),
-                       "ncclReduceScatter");
-    sync();
+  void reduce_scatter(const T* s, T* r, std::size_t n, reduce_op op = reduce_op::sum) {
+    if (on_host(s, r)) return host_.reduce_scatter(s, r, n, op);
+    after_compute();
+    enqueue(ncclReduceScatter(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclReduceScatter");
+    before_compute();
   }
   template <class T>
-  void all_gather(const T* send, T* recv, std::size_t n) {
-    detail::nccl_check(ncclAllGather(send, recv, n, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather");
-    sync();
+  void all_gather(const T* s, T* r, std::size_t n) {
+    if (on_host(s, r)) return host_.all_gather(s, r, n);
+    after_compute();
+    enqueue(ncclAllGather(s, r, n, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather");
+    before_compute();
   }
   template <class T>
   void broadcast(T* buf, std::size_t n, int root) {
-    detail::nccl_check(ncclBroadcast(buf, buf, n, detail::nccl_type<T>(), root, comm_, stream_), "ncclBroadcast");
-    sync();
+    if (on_host(buf, buf)) return host_.broadcast(buf, n, root);
+    after_compute();
+    enqueue(ncclBroadcast(buf, buf, n, detail::nccl_type<T>(), root, comm_, stream_), "ncclBroadcast");
+    before_compute();
   }
   /// NCCL has no all-to-all primitive: grouped sends and receives, as NCCL's documentation shows.
   template <class T>
-  void all_to_all(const T* send, T* recv, std::size_t n) {
-    detail::nccl_check(ncclGroupStart(), "ncclGroupStart");
-    for (int j = 0; j < size_; ++j) {
-      detail::nccl_check(ncclSend(send + j * n, n, detail::nccl_type<T>(), j, comm_, stream_), "ncclSend");
-      detail::nccl_check(ncclRecv(recv + j * n, n, detail::nccl_type<T>(), j, comm_, stream_), "ncclRecv");
-    }
-    detail::nccl_check(ncclGroupEnd(), "ncclGroupEnd");
-    sync();
+  void all_to_all(const T* s, T* r, std::size_t n) {
+    if (on_host(s, r)) return host_.all_to_all(s, r, n);
+    after_compute();
+    group([&] {
+      for (int j = 0; j < size(); ++j) {
+        enqueue(ncclSend(s + j * n, n, detail::nccl_type<T>(), j, comm_, stream_), "ncclSend (all-to-all)");
+        enqueue(ncclRecv(r + j * n, n, detail::nccl_type<T>(), j, comm_, stream_), "ncclRecv (all-to-all)");
+      }
+    });
+    before_compute();
   }
-  /// Batched point-to-point between ncclGroupStart/ncclGroupEnd.
+  template <class T>
+  void reduce(const T* s, T* r, std::size_t n, reduce_op op, int root) {
+    if (on_host(s, rank() == root ? r : s)) return host_.reduce(s, r, n, op, root);
+    after_compute();
+    enqueue(ncclReduce(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), root, comm_, stream_), "ncclReduce");
+    before_compute();
+  }
+  template <class T>
+  void gather(const T* s, T* r, std::size_t n, int root) {
+    gather_v(s, r, equal_blocks(n), root);
+  }
+
+  // ---- collectives over a block_partition: padded to its largest block -------------------------------
+  template <class T>
+  void reduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op = reduce_op::sum) {
+    if (on_host(s, r)) return host_.reduce_scatter_v(s, r, p, op);
+    start_reduce_scatter_v(s, r, p, op, blocking_);
+    before_compute();
+  }
+  template <class T>
+  request ireduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op = reduce_op::sum) {
+    if (on_host(s, r)) return request(host_.ireduce_scatter_v(s, r, p, op));
+    device_buffer<unsigned char> blocks;
+    start_reduce_scatter_v(s, r, p, op, blocks);
+    return request(mark(), std::move(blocks), comm_, label_);
+  }
+  template <class T>
+  void all_gather_v(const T* s, T* r, const block_partition& p) {
+    if (on_host(s, r)) return host_.all_gather_v(s, r, p);
+    start_all_gather_v(s, r, p, blocking_);
+    before_compute();
+  }
+  template <class T>
+  request iall_gather_v(const T* s, T* r, const block_partition& p) {
+    if (on_host(s, r)) return request(host_.iall_gather_v(s, r, p));
+    device_buffer<unsigned char> blocks;
+    start_all_gather_v(s, r, p, blocks);
+    return request(mark(), std::move(blocks), comm_, label_);
+  }
+  template <class T>
+  request iall_reduce(const T* s, T* r, std::size_t n, reduce_op op = reduce_op::sum) {
+    if (on_host(s, r)) return request(host_.iall_reduce(s, r, n, op));
+    after_compute();
+    enqueue(ncclAllReduce(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclAllReduce");
+    return request(mark(), {}, comm_, label_);
+  }
+  /// Block j of recv (significant on root only) from rank j: grouped sends to the root.
+  template <class T>
+  void gather_v(const T* s, T* r, const block_partition& p, int root) {
+    if (on_host(s, rank() == root ? r : s)) return host_.gather_v(s, r, p, root);
+    after_compute();
+    group([&] {
+      enqueue(ncclSend(s, p.count(rank()), detail::nccl_type<T>(), root, comm_, stream_), "ncclSend (gather)");
+      if (rank() == root)
+        for (int j = 0; j < size(); ++j)
+          enqueue(ncclRecv(r + p.displ(j), p.count(j), detail::nccl_type<T>(), j, comm_, stream_), "ncclRecv (gather)");
+    });
+    before_compute();
+  }
+
+  // ---- point-to-point (tags: see the top of the file) --------------------------------------------------
+  template <class T>
+  void send(const T* buf, std::size_t n, int peer, int /*tag*/) {
+    if (on_host(buf, buf)) return host_.send(buf, n, peer, 0);
+    after_compute();
+    enqueue(ncclSend(buf, n, detail::nccl_type<T>(), peer, comm_, stream_), "ncclSend");
+    before_compute();
+  }
+  template <class T>
+  void recv(T* buf, std::size_t n, int peer, int /*tag*/) {
+    if (on_host(buf, buf)) return host_.recv(buf, n, peer, 0);
+    after_compute();
+    enqueue(ncclRecv(buf, n, detail::nccl_type<T>(), peer, comm_, stream_), "ncclRecv");
+    before_compute();
+  }
+  /// Host-memory byte messages (snapshots), through MPI.
+  request isend_bytes(const void* buf, std::size_t n, int peer, int tag) { return request(host_.isend_bytes(buf, n, peer, tag)); }
+  request irecv_bytes(void* buf, std::size_t n, int peer, int tag) { return request(host_.irecv_bytes(buf, n, peer, tag)); }
+  /// Batched point-to-point between ncclGroupStart/ncclGroupEnd (host buffers: MPI's exchange).
   void exchange(std::span<const p2p_op> ops) {
-    detail::nccl_check(ncclGroupStart(), "ncclGroupStart");
-    for (const p2p_op& op : ops) {
-      if (op.what == p2p_op::kind::send)
-        detail::nccl_check(ncclSend(op.buf, op.count, detail::nccl_type(op.type), op.peer, comm_, stream_), "ncclSend");
-      else
-        detail::nccl_check(ncclRecv(op.buf, op.count, detail::nccl_type(op.type), op.peer, comm_, stream_), "ncclRecv");
-    }
-    detail::nccl_check(ncclGroupEnd(), "ncclGroupEnd");
-    sync();
+    if (!ops.empty() && on_host(ops.front().buf, ops.front().buf)) return host_.exchange(ops);
+    after_compute();
+    group([&] {
+      for (const p2p_op& op : ops) {
+        if (op.what == p2p_op::kind::send)
+          enqueue(ncclSend(op.buf, op.count, detail::nccl_type(op.type), op.peer, comm_, stream_), "ncclSend");
+        else
+          enqueue(ncclRecv(op.buf, op.count, detail::nccl_type(op.type), op.peer, comm_, stream_), "ncclRecv");
+      }
+    });
+    before_compute();
   }
-  /// A barrier: an all-reduce of one int on the device, then a stream synchronisation.
+  /// Every rank's device work issued so far is complete, then an MPI barrier (a step's timing edge).
   void barrier() {
-    if (!barrier_buf_) cuda_check(cudaMalloc(&barrier_buf_, sizeof(int)), "cudaMalloc");
-    detail::nccl_check(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclInt32, ncclSum, comm_, stream_), "ncclAllReduce");
-    sync();
+    cuda_system::synchronize();
+    cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    check_async();
+    host_.barrier();
   }
 
  private:
-  void init_stream() { cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"); }
-  void sync() { cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  /// Whether an operation's buffers are host memory (then MPI does it); one on the device and one on the
+  /// host is an error.
+  template <class A, class B>
+  bool on_host(const A* a, const B* b) const {
+    const bool da = detail::on_device(a), db = detail::on_device(b);
+    check(!(a && b) || da == db, "tessera: nccl_comm (", label_, "): one buffer in device memory, the other in host memory");
+    return (a || b) && !da && !db;
+  }
+  block_partition equal_blocks(std::size_t n) const {
+    block_partition p = block_partition::near_equal(static_cast<std::int64_t>(n) * size(), size());
+    return p;
+  }
+  void enqueue(ncclResult_t r, const char* what) const { detail::nccl_check(r, what, label_); }
+  template <class F>
+  void group(F&& body) {
+    enqueue(ncclGroupStart(), "ncclGroupStart");
+    body();
+    enqueue(ncclGroupEnd(), "ncclGroupEnd");
+  }
+  void check_async() const {
+    if (!comm_) return;
+    ncclResult_t async = ncclSuccess;
+    enqueue(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
+    enqueue(async, "an earlier NCCL operation");
+  }
+  /// The communication stream waits for the compute stream's work so far (the input is produced).
+  void after_compute() {
+    cuda_check(cudaEventRecord(ready_, cuda_system::stream()), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent");
+  }
+  /// The compute stream waits for the communication stream's work so far (a blocking call's end).
+  void before_compute() {
+    check_async();
+    cuda_check(cudaEventRecord(done_, stream_), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(cuda_system::stream(), done_, 0), "cudaStreamWaitEvent");
+  }
+  /// A new event after the communication stream's work so far (a request's).
+  cudaEvent_t mark() const {
+    cudaEvent_t e = nullptr;
+    cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_check(cudaEventRecord(e, stream_), "cudaEventRecord");
+    return e;
+  }
+  template <class T>
+  void copy_on_stream(T* dst, const T* src, std::int64_t n) const {
+    if (n > 0 && dst != src)
+      cuda_check(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice, stream_),
+                 "cudaMemcpyAsync (padded blocks)");
+  }
+  static bool equal(const block_partition& p) { return std::int64_t{p.largest()} * p.parts() == p.total(); }
+  /// Enqueues a partitioned reduce-scatter; `blocks` holds the padded copies while it runs.
+  template <class T>
+  void start_reduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op, device_buffer<unsigned char>& blocks) {
+    const std::size_t L = static_cast<std::size_t>(p.largest()), P = static_cast<std::size_t>(size());
+    if (equal(p)) {  // NCCL's in place is ours: recv == send + rank·count
+      after_compute();
+      enqueue(ncclReduceScatter(s, r, L, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclReduceScatter");
+      return;
+    }
+    if (blocks.size() < (P + 1) * L * sizeof(T)) blocks.resize((P + 1) * L * sizeof(T));
+    T* padded = reinterpret_cast<T*>(blocks.data());
+    T* out = padded + P * L;
+    after_compute();
+    for (int j = 0; j < size(); ++j) copy_on_stream(padded + j * L, s + p.displ(j), p.count(j));
+    enqueue(ncclReduceScatter(padded, out, L, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_),
+            "ncclReduceScatter (padded blocks)");
+    copy_on_stream(r, out, p.count(rank()));
+  }
+  /// Enqueues a partitioned all-gather; `blocks` holds the padded copies while it runs.
+  template <class T>
+  void start_all_gather_v(const T* s, T* r, const block_partition& p, device_buffer<unsigned char>& blocks) {
+    const std::size_t L = static_cast<std::size_t>(p.largest()), P = static_cast<std::size_t>(size());
+    if (equal(p)) {  // NCCL's in place is ours: send == recv + rank·count
+      after_compute();
+      enqueue(ncclAllGather(s, r, L, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather");
+      return;
+    }
+    if (blocks.size() < (P + 1) * L * sizeof(T)) blocks.resize((P + 1) * L * sizeof(T));
+    T* mine = reinterpret_cast<T*>(blocks.data());
+    T* padded = mine + L;
+    after_compute();
+    copy_on_stream(mine, s, p.count(rank()));
+    enqueue(ncclAllGather(mine, padded, L, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather (padded blocks)");
+    for (int j = 0; j < size(); ++j) copy_on_stream(r + p.displ(j), padded + j * L, p.count(j));
+  }
+
+  void init_streams() {
+    cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
+  }
   void release() {
     if (comm_) ncclCommDestroy(comm_);
     if (stream_) cudaStreamDestroy(stream_);
-    if (barrier_buf_) cudaFree(barrier_buf_);
+    if (ready_) cudaEventDestroy(ready_);
+    if (done_) cudaEventDestroy(done_);
     comm_ = nullptr;
     stream_ = nullptr;
-    barrier_buf_ = nullptr;
+    ready_ = done_ = nullptr;
   }
   void swap(nccl_comm& o) noexcept {
     std::swap(comm_, o.comm_);
     std::swap(stream_, o.stream_);
-    std::swap(rank_, o.rank_);
-    std::swap(size_, o.size_);
-    std::swap(barrier_buf_, o.barrier_buf_);
+    std::swap(ready_, o.ready_);
+    std::swap(done_, o.done_);
+    std::swap(host_, o.host_);
+    std::swap(label_, o.label_);
+    blocking_.swap(o.blocking_);
   }
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  int rank_ = 0;
-  int size_ = 0;
-  int* barrier_buf_ = nullptr;
+  cudaEvent_t ready_ = nullptr, done_ = nullptr;
+  mpi_comm host_;                           ///< the same ranks, for host-memory buffers
+  std::string label_ = "comm";
+  device_buffer<unsigned char> blocking_;  ///< padded blocks of blocking partitioned collectives
 };
 
-static_assert(collective_communicator<nccl_comm>);
+static_assert(communicator<nccl_comm>);
 
 }  // namespace tessera

@@ -146,6 +146,8 @@ class staged_comm {
   staged_comm() = default;
   explicit staged_comm(Host host) : host_(std::move(host)) {}
 
+  /// "staged (cuda -> host -> mpi)".
+  static std::string name() { return cat("staged (", System::name, " -> host -> ", Host::name(), ")"); }
   int rank() const { return host_.rank(); }
   int size() const { return host_.size(); }
   /// The host communicator that does the work.

@@ -160,19 +160,20 @@ struct cuda_system {
       cuda_check(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice, stream()),
                  "cudaMemcpyAsync (device to device)");
   }
-  /// Device → host; returns when the elements are on the host.
+  /// Device → host; returns when the elements are on the host. `p` may also be host memory (the copy's
+  /// direction comes from the pointers, under unified addressing): the staged communicator relies on it.
   template <class T>
   static void to_host(T* host, const T* p, std::int64_t n) {
     if (n <= 0) return;
-    cuda_check(cudaMemcpyAsync(host, p, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToHost, stream()),
+    cuda_check(cudaMemcpyAsync(host, p, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDefault, stream()),
                "cudaMemcpyAsync (device to host)");
     synchronize();
   }
-  /// Host → device; returns when the host elements may be reused.
+  /// Host → device; returns when the host elements may be reused (`p` may also be host memory, as above).
   template <class T>
   static void from_host(T* p, const T* host, std::int64_t n) {
     if (n <= 0) return;
-    cuda_check(cudaMemcpyAsync(p, host, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyHostToDevice, stream()),
+    cuda_check(cudaMemcpyAsync(p, host, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDefault, stream()),
                "cudaMemcpyAsync (host to device)");
     synchronize();
   }

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "tessera/comm/loopback.hpp"
+#include "tessera/comm/staged.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/ops/host/openblas_core.hpp"
 #include "tessera/train/engine.hpp"
@@ -39,45 +39,50 @@ std::vector<action> program_of_rank(int pp_rank) {
 
 namespace train_detail {
 /// --backend cuda: the number of CUDA devices; stops with exit 2 and "no CUDA device (...)" when there is
-/// none (or the program was not compiled by nvcc), and when the job has more than one rank (several GPUs
-/// need the NCCL trainer, which does not exist yet).
-inline int require_cuda_backend(int world) {
+/// none (or the program was not compiled by nvcc).
+inline int require_cuda_backend() {
 #if defined(__CUDACC__)
   int devices = 0;
   const cudaError_t e = cudaGetDeviceCount(&devices);
   if (e != cudaSuccess || devices == 0)
     throw usage_error(cat("--backend cuda: no CUDA device (cudaGetDeviceCount: ",
                           e != cudaSuccess ? cudaGetErrorString(e) : "0 devices", "); use --backend host"));
-  if (world > 1)
-    throw usage_error(cat("--backend cuda: one GPU only in this version (the job has ", world, " ranks; training over "
-                          "several GPUs needs the NCCL trainer); run one rank, or --backend host"));
   return devices;
 #else
-  (void)world;
   throw usage_error("--backend cuda: no CUDA device support in this program (it was compiled without nvcc; the "
                     "README's nvcc line builds one with the CUDA backend); use --backend host");
 #endif
 }
 
-/// The backend when --backend is not given: cuda when the program was compiled by nvcc, a device exists and
-/// the job is one rank (one GPU), else host.
-inline std::string default_backend([[maybe_unused]] int world) {
+/// The backend when --backend is not given: cuda when the program was compiled by nvcc and a device
+/// exists, else host.
+inline std::string default_backend() {
 #if defined(__CUDACC__)
   int devices = 0;
-  if (world == 1 && cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return "cuda";
+  if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return "cuda";
   (void)cudaGetLastError();
 #endif
   return "host";
 }
 
-/// One rank on one GPU: the trainer on cuda_system with the loopback communicator (one process, no MPI on
-/// device memory); data, logs and checkpoints on the host as always.
+/// The trainer on cuda_system: each rank takes GPU (rank on its node) mod (GPUs), and every operation of
+/// every axis goes through the staged communicator (device → host → MPI → device) — what ranks that share
+/// a GPU need (NCCL refuses two ranks on one device), and what ranks with a GPU each use until the NCCL
+/// trainer exists. Data, logs and checkpoints on the host as always.
 template <class T, int HeadDim>
 int run_on_gpu([[maybe_unused]] const plan_desc& pd, [[maybe_unused]] program_fn program,
-               [[maybe_unused]] const train_options& o) {
+               [[maybe_unused]] const train_options& o, [[maybe_unused]] int devices) {
 #if defined(__CUDACC__)
-  loopback_comm job;
-  return training_run<T, HeadDim, loopback_comm, cuda_system>(pd, o, job, program).run();
+  mpi_comm world = mpi_comm::world();
+  const mpi_comm node = world.split_by_node();
+  cuda_check(cudaSetDevice(node.rank() % devices), "cudaSetDevice");
+  if (world.rank() == 0 && !o.quiet)
+    std::fprintf(stderr, "tessera: --backend cuda: %d rank%s on %d GPU%s per node (%s); communication staged through "
+                         "host memory over MPI\n", node.size(), node.size() == 1 ? "" : "s", devices,
+                 devices == 1 ? "" : "s", node.size() > devices ? "ranks share GPUs" : "one GPU per rank");
+  using comm = staged_comm<mpi_comm, cuda_system>;
+  const comm job(std::move(world));
+  return training_run<T, HeadDim, comm, cuda_system>(pd, o, job, program).run();
 #else
   return usage_exit_code;  // not reached: require_cuda_backend stops first
 #endif
@@ -101,11 +106,8 @@ int run_plan(mpi_environment& env, const plan_desc& pd, program_fn program, int 
   require_world_size(pd.mesh.world());
   if (o.batch == 0) o.batch = default_batch > 0 ? default_batch : pd.policy.batch;  // 0: dp × microbatches
   try {
-    if (o.backend.empty()) o.backend = default_backend(env.size());
-    if (o.backend == "cuda") {
-      require_cuda_backend(env.size());
-      return run_on_gpu<T, HeadDim>(pd, program, o);
-    }
+    if (o.backend.empty()) o.backend = default_backend();
+    if (o.backend == "cuda") return run_on_gpu<T, HeadDim>(pd, program, o, require_cuda_backend());
     const mpi_comm job = mpi_comm::world();
     const int threads = o.threads > 0 ? o.threads : default_threads(job.split_by_node().size());
     omp_set_num_threads(threads);

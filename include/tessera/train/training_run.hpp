@@ -220,7 +220,8 @@ class training_run {
                   {"windows", data_.windows()}, {"shuffle", order_.shuffle}}},
         {"peak_flops_per_rank", peak_flops_}, {"flops_per_token", flops_per_token(pd_.model)},
         {"state_bytes_per_rank", state_bytes_}, {"predicted_state_bytes_per_rank", tr_.predicted_state_bytes()},
-        {"predicted_activation_bytes", predicted_act}, {"start_step", k0_}};
+        {"predicted_activation_bytes", predicted_act}, {"start_step", k0_},
+        {"backend", System::name}, {"communicator", Comm::name()}};
     start.update(machine.json());
     if (!resumed_from_.empty()) start["resumed_from"] = resumed_from_;
     log_->emit(start);
