@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -27,14 +28,12 @@ struct staged_harness {
   template <class T>
   static fake_device_buffer<T> to_device(const std::vector<T>& v) {
     fake_device_buffer<T> b(v.size());
-    if (!v.empty()) std::memcpy(b.data(), v.data(), v.size() * sizeof(T));
+    std::copy(v.begin(), v.end(), b.data());
     return b;
   }
   template <class T>
   static std::vector<T> to_host(const fake_device_buffer<T>& b) {
-    std::vector<T> v(b.size());
-    if (!v.empty()) std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
-    return v;
+    return std::vector<T>(b.data(), b.data() + b.size());
   }
   template <class T>
   static T* data(fake_device_buffer<T>& b) { return b.data(); }

@@ -54,21 +54,15 @@ TEST_CASE("trainer<cuda_system>: LLaMA in bf16 with selective recompute trains o
 }
 
 TEST_CASE("several ranks on the GPU(s) through the staged communicator: every layout trains as on the host") {
-  int layouts = 0;
-  tessera_test::for_each_staged_layout([&]<class T, class Plan>(const char* name) {
-    if (!tessera_test::fits_world<Plan>()) return;
-    const std::string layout = name;
-    CAPTURE(layout);
-    ++layouts;
-    const double tol = std::is_same_v<T, float> ? 1e-4 : 2e-2;  // the parity tolerances
-    const auto host = tessera_test::train_layout<T, Plan, ts::mpi_comm, ts::host_system>(3);
-    const auto gpu = tessera_test::train_layout<T, Plan, staged, ts::cuda_system>(3);
-    REQUIRE(host.size() == gpu.size());
-    for (std::size_t i = 0; i < host.size(); ++i) {
-      CAPTURE(i);
-      CHECK(std::isfinite(gpu[i]));
-      CHECK(std::abs(gpu[i] - host[i]) <= tol * std::abs(host[i]));
-    }
-  });
+  const int layouts = tessera_test::compare_layouts_with_host<staged, ts::cuda_system>(
+      3, [](bool fp32, const std::vector<double>& host, const std::vector<double>& gpu) {
+        const double tol = fp32 ? 1e-4 : 2e-2;  // the parity tolerances
+        REQUIRE(host.size() == gpu.size());
+        for (std::size_t i = 0; i < host.size(); ++i) {
+          CAPTURE(i);
+          CHECK(std::isfinite(gpu[i]));
+          CHECK(std::abs(gpu[i] - host[i]) <= tol * std::abs(host[i]));
+        }
+      });
   CHECK(layouts > 0);
 }

@@ -3,8 +3,11 @@
 // Used on the host with a fake device system (tests/train/test_staged_trainer.cpp: the host's bits) and
 // on a GPU (tests/cuda/test_trainer.cu: the host's losses up to the GPU operators' rounding).
 #pragma once
+#include <doctest/doctest.h>
 #include <mpi.h>
 
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tessera/tessera.hpp"
@@ -78,6 +81,23 @@ std::vector<double> train_layout(int steps) {
   }
   out.push_back(tr.evaluate(0, 2));
   return out;
+}
+
+/// Every layout whose mesh is the MPI world, trained `steps` steps on the host (mpi_comm, host_system) and
+/// on DeviceComm and DeviceSystem: compare(fp32?, host results, device results) in the layout's doctest
+/// context. Returns how many layouts ran.
+template <class DeviceComm, class DeviceSystem, class Compare>
+int compare_layouts_with_host(int steps, Compare compare) {
+  int layouts = 0;
+  for_each_staged_layout([&]<class T, class Plan>(const char* name) {
+    if (!fits_world<Plan>()) return;
+    const std::string layout = name;
+    CAPTURE(layout);
+    ++layouts;
+    const std::vector<double> host = train_layout<T, Plan, ts::mpi_comm, ts::host_system>(steps);
+    compare(std::is_same_v<T, float>, host, train_layout<T, Plan, DeviceComm, DeviceSystem>(steps));
+  });
+  return layouts;
 }
 
 }  // namespace tessera_test

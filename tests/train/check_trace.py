@@ -23,7 +23,8 @@ ap.add_argument("command", nargs=argparse.REMAINDER)
 a = ap.parse_args()
 os.makedirs(a.out, exist_ok=True)
 path = os.path.join(a.out, "step.json")
-cmd = [a.mpiexec, "-np", "8", "--oversubscribe"] + [x for x in a.command if x != "--"] + ["--steps", "3", "--trace", path]
+log = os.path.join(a.out, "log.json")
+cmd = [a.mpiexec, "-np", "8", "--oversubscribe"] + [x for x in a.command if x != "--"] + ["--steps", "3", "--log-json", log, "--trace", path]
 r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 if r.returncode != 0:
     sys.exit(f"FAIL: {' '.join(cmd)} exited with {r.returncode}:\n{r.stdout}")
@@ -76,6 +77,20 @@ for rank in range(8):
         bad.append(f"rank {rank}: no dp bucket reduction in the trace")
     if a.expect_overlap and not overlapping:
         bad.append(f"rank {rank}: no dp reduction starts during the backward")
+# the log: the start line names the backend and the communicator; every step line has the communication
+# time and the time blocked in it (means over the ranks; the step's time bounds the mean)
+lines = [json.loads(x) for x in open(log)]
+start = next(j for j in lines if j.get("event") == "start")
+if (start.get("backend"), start.get("communicator")) != ("host", "mpi"):
+    bad.append(f"start line: backend {start.get('backend')!r}, communicator {start.get('communicator')!r}")
+for j in (j for j in lines if "loss" in j and "event" not in j):
+    comm, wait, worst, step = j.get("comm_ms", -1), j.get("comm_wait_ms", -1), j.get("comm_wait_max_ms", -1), j["step_ms"]
+    print(f"step {j['step'] + 1}: {step:.1f} ms; communication {comm:.1f} ms per rank, blocked in it {wait:.1f} ms "
+          f"(largest rank {worst:.1f} ms): {100 * max(0.0, 1 - wait / comm) if comm > 0 else 0:.0f}% hidden")
+    # each rank times its own step from the barrier, so a rank may be blocked a little longer than rank 0's
+    # step lasted; the mean over the ranks may not
+    if not (comm > 0 and 0 <= wait <= worst and wait <= step * 1.2):
+        bad.append(f"step {j['step']}: comm_ms {comm}, comm_wait_ms {wait}, comm_wait_max_ms {worst}, step_ms {step}")
 if a.check_bad_path:  # a file that cannot be written: exit 2 before training
     nowhere = os.path.join(a.out, "no-such-dir", "step.json")
     r = subprocess.run(cmd[:-1] + [nowhere], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -65,6 +65,7 @@ class flight_recorder {
     flight_record& r = ring_[(seq - 1) % capacity];
     if (r.seq == seq) {
       r.done = true;
+      comm_s_.store(comm_s_.load(std::memory_order_relaxed) + (now_s() - r.started_s), std::memory_order_relaxed);
       if (r.traced_from_s >= 0) trace::process().add({span_name(r), trace::track::communication, r.traced_from_s, trace::now_s()});
     }
     touch();
@@ -80,6 +81,9 @@ class flight_recorder {
   /// step's time less what it adds during the step is the rank's own work (straggler reports).
   void add_blocked(double seconds) { blocked_s_.store(blocked_s_.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed); }
   double blocked_s() const { return blocked_s_.load(std::memory_order_relaxed); }
+  /// Every recorded operation's time from its start to its completion, summed (while recording is on):
+  /// against blocked_s(), how much of the communication compute hid.
+  double comm_s() const { return comm_s_.load(std::memory_order_relaxed); }
 
   void enable(bool on) { enabled_.store(on, std::memory_order_relaxed); }
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
@@ -143,6 +147,7 @@ class flight_recorder {
   std::atomic<bool> enabled_{false};
   std::atomic<double> last_progress_{0.0};
   std::atomic<double> blocked_s_{0.0};
+  std::atomic<double> comm_s_{0.0};
   std::chrono::steady_clock::time_point t0_;
 };
 

@@ -29,6 +29,7 @@ struct train_options {
   std::string prompt = "\n";
   double temperature = 0.8;
   std::string backend;  ///< "" = default
+  std::string comm = "auto";  ///< --backend cuda: auto, staged or nccl
   int threads = 0;      ///< 0 = the CPUs this rank may use, at most cores / ranks on this node
   double peak_tflops = 0;
   int log_every = 1;
@@ -92,6 +93,11 @@ inline void add_train_flags(CLI::App& app, train_options& o) {
   app.add_option("--log-json", o.log_json, "write one JSON object per line to FILE");
   app.add_option("--backend", o.backend, "host or cuda (default: cuda if built with CUDA and a GPU exists)")
       ->check(CLI::IsMember({"host", "cuda"}));
+  app.add_option("--comm", o.comm,
+                 "--backend cuda: nccl (a GPU per rank), staged (through host memory and MPI; ranks may share a GPU) "
+                 "or auto (nccl when every rank of a multi-rank job has a GPU of its own, else staged)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "staged", "nccl"}));
   app.add_option("--threads", o.threads,
                  "CPU threads per rank (default: the CPUs this rank may use, at most cores / ranks on this node)")
       ->check(CLI::NonNegativeNumber);

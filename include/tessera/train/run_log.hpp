@@ -2,8 +2,10 @@
 // line, written by rank 0; a resumed run appends) and the progress lines on stderr.
 //
 //   start  {"event":"start", plan, params, world, batch, data, peak_flops_per_rank, flops_per_token,
-//           state bytes measured and predicted, predicted_activation_bytes, start_step, the machine}
-//   step   {"step", "loss", "grad_norm", "lr", "tokens", "step_ms", "tokens_per_s", "mfu", memory}
+//           state bytes measured and predicted, predicted_activation_bytes, start_step, the machine,
+//           backend, communicator}
+//   step   {"step", "loss", "grad_norm", "lr", "tokens", "step_ms", "tokens_per_s", "mfu", memory,
+//           communication: comm_ms, comm_wait_ms, comm_wait_max_ms}
 //   other events: "eval", "checkpoint", "profile", "sample", "retry" (a step whose gradient was not
 //           finite, run again), "restart" (training again after a failure: reason, downtime_s, steps_redone)
 //
@@ -60,6 +62,10 @@ struct step_report {
   double slowest_lag_s = 0;      ///< by how much
   int restarts = 0;              ///< restarts of the job so far (scripts/tessera-run)
   double fault_downtime_s = 0;   ///< time the job was down because of them
+  /// Communication, mean over the ranks: operations from start to completion, summed (negative: not
+  /// recorded), and the time blocked in them (blocking calls, waits; waits for pipeline peers included);
+  /// the largest rank's blocked time.
+  double comm_ms = -1, comm_wait_ms = 0, comm_wait_max_ms = 0;
 
   nlohmann::json json() const {
     nlohmann::json j{{"step", step}, {"loss", loss}, {"grad_norm", grad_norm}, {"lr", lr}, {"tokens", tokens},
@@ -69,6 +75,9 @@ struct step_report {
     if (skipped) j["skipped"] = "non-finite gradient";
     if (slowest_rank >= 0) j["slowest_rank"] = slowest_rank, j["slowest_lag_s"] = slowest_lag_s;
     if (restarts > 0) j["restarts"] = restarts, j["fault_downtime_s"] = fault_downtime_s;
+    if (comm_ms >= 0) j["comm_ms"] = comm_ms;
+    j["comm_wait_ms"] = comm_wait_ms;
+    j["comm_wait_max_ms"] = comm_wait_max_ms;
     return j;
   }
   /// The progress line; eta_s: the time the remaining steps should take.

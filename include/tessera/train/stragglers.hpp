@@ -23,6 +23,9 @@ class straggler_monitor {
   struct report {
     int rank = -1;       ///< the slowest rank, -1 when no rank lagged (or not on rank 0)
     double lag_s = 0;    ///< its work this step less its recent median
+    /// Communication over the ranks (on rank 0): time blocked in it, mean and largest; operations' time,
+    /// mean (-1 when a rank did not record it).
+    double wait_mean_s = 0, wait_max_s = 0, comm_mean_s = -1;
   };
 
   /// This rank's lag: its work less the median of its previous steps' (0 until it has one).
@@ -38,19 +41,26 @@ class straggler_monitor {
     return lag;
   }
 
-  /// Collective over `world`: every rank's lag to rank 0, which names the largest above the threshold.
+  /// Collective over `world`: every rank's lag to rank 0, which names the largest above the threshold,
+  /// and with it (the same gather) the ranks' time blocked in communication and their communication
+  /// time (comm_s < 0: not recorded).
   template <communicator C>
-  report slowest(C& world, double work_s, double step_s) {
-    const double lag = lag_of(work_s);
-    std::vector<double> lags(world.rank() == 0 ? static_cast<std::size_t>(world.size()) : 0);
-    world.gather(&lag, lags.data(), 1, 0);
+  report slowest(C& world, double work_s, double step_s, double blocked_s = 0, double comm_s = -1) {
+    const double mine[3] = {lag_of(work_s), blocked_s, comm_s};
+    const std::size_t n = static_cast<std::size_t>(world.size());
+    std::vector<double> all(world.rank() == 0 ? 3 * n : 0);
+    world.gather(mine, all.data(), 3, 0);
     report r;
     if (world.rank() != 0) return r;
-    const auto it = std::max_element(lags.begin(), lags.end());
-    if (it != lags.end() && *it > std::max(min_lag_s, min_fraction * step_s)) {
-      r.rank = static_cast<int>(it - lags.begin());
-      r.lag_s = *it;
+    double comm = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double lag = all[3 * i], wait = all[3 * i + 1];
+      if (lag > std::max({min_lag_s, min_fraction * step_s, r.lag_s})) r.rank = static_cast<int>(i), r.lag_s = lag;
+      r.wait_mean_s += wait / static_cast<double>(n);
+      r.wait_max_s = std::max(r.wait_max_s, wait);
+      comm = comm < 0 || all[3 * i + 2] < 0 ? -1.0 : comm + all[3 * i + 2] / static_cast<double>(n);
     }
+    r.comm_mean_s = comm;
     return r;
   }
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "tessera/comm/staged.hpp"
 #include "tessera/comm/mpi.hpp"
+#include "tessera/comm/staged.hpp"
 #include "tessera/ops/host/openblas_core.hpp"
 #include "tessera/train/engine.hpp"
 #include "tessera/train/machine.hpp"
@@ -21,6 +21,7 @@
 #include "tessera/train/plan.hpp"
 #include "tessera/train/training_run.hpp"
 #if defined(__CUDACC__)
+#include "tessera/comm/nccl.hpp"
 #include "tessera/core/cuda_system.hpp"
 #endif
 
@@ -65,24 +66,38 @@ inline std::string default_backend() {
   return "host";
 }
 
-/// The trainer on cuda_system: each rank takes GPU (rank on its node) mod (GPUs), and every operation of
-/// every axis goes through the staged communicator (device → host → MPI → device) — what ranks that share
-/// a GPU need (NCCL refuses two ranks on one device), and what ranks with a GPU each use until the NCCL
-/// trainer exists. Data, logs and checkpoints on the host as always.
+/// --comm auto|staged|nccl for `ranks` ranks on a node with `devices` GPUs, in a job of `world` ranks:
+/// "nccl" or "staged" (auto: NCCL when the job has several ranks and each has a GPU of its own).
+inline std::string choose_cuda_comm(const std::string& asked, int ranks, int devices, int world) {
+  if (asked == "nccl" && ranks > devices)
+    throw usage_error(cat("--comm nccl: ", ranks, " ranks on this node share ", devices, " GPU", devices == 1 ? "" : "s",
+                          "; NCCL needs a GPU per rank (use --comm staged, or fewer ranks per node)"));
+  if (asked != "auto") return asked;
+  return world > 1 && ranks <= devices ? "nccl" : "staged";
+}
+
+/// The trainer on cuda_system: each rank takes GPU (rank on its node) mod (GPUs); communication through
+/// NCCL (nccl_comm: its own stream, ordered by events) or staged through host memory and MPI (staged_comm:
+/// what ranks that share a GPU need — NCCL refuses two ranks on one device), as --comm chooses. Data,
+/// logs and checkpoints on the host as always.
 template <class T, int HeadDim>
 int run_on_gpu([[maybe_unused]] const plan_desc& pd, [[maybe_unused]] program_fn program,
                [[maybe_unused]] const train_options& o, [[maybe_unused]] int devices) {
 #if defined(__CUDACC__)
   mpi_comm world = mpi_comm::world();
   const mpi_comm node = world.split_by_node();
+  const std::string comm = choose_cuda_comm(o.comm, node.size(), devices, world.size());
   cuda_check(cudaSetDevice(node.rank() % devices), "cudaSetDevice");
   if (world.rank() == 0 && !o.quiet)
-    std::fprintf(stderr, "tessera: --backend cuda: %d rank%s on %d GPU%s per node (%s); communication staged through "
-                         "host memory over MPI\n", node.size(), node.size() == 1 ? "" : "s", devices,
-                 devices == 1 ? "" : "s", node.size() > devices ? "ranks share GPUs" : "one GPU per rank");
-  using comm = staged_comm<mpi_comm, cuda_system>;
-  const comm job(std::move(world));
-  return training_run<T, HeadDim, comm, cuda_system>(pd, o, job, program).run();
+    std::fprintf(stderr, "tessera: --backend cuda: %d rank%s on %d GPU%s per node; communication: %s\n", node.size(),
+                 node.size() == 1 ? "" : "s", devices, devices == 1 ? "" : "s",
+                 comm == "nccl" ? "NCCL" : "staged through host memory over MPI");
+  if (comm == "nccl") {
+    const nccl_comm job = nccl_comm::from_mpi(world.native());
+    return training_run<T, HeadDim, nccl_comm, cuda_system>(pd, o, job, program).run();
+  }
+  const staged_comm<mpi_comm, cuda_system> job(std::move(world));
+  return training_run<T, HeadDim, staged_comm<mpi_comm, cuda_system>, cuda_system>(pd, o, job, program).run();
 #else
   return usage_exit_code;  // not reached: require_cuda_backend stops first
 #endif
@@ -108,6 +123,7 @@ int run_plan(mpi_environment& env, const plan_desc& pd, program_fn program, int 
   try {
     if (o.backend.empty()) o.backend = default_backend();
     if (o.backend == "cuda") return run_on_gpu<T, HeadDim>(pd, program, o, require_cuda_backend());
+    if (o.comm != "auto") throw usage_error(cat("--comm ", o.comm, ": only for --backend cuda (the host backend communicates through MPI)"));
     const mpi_comm job = mpi_comm::world();
     const int threads = o.threads > 0 ? o.threads : default_threads(job.split_by_node().size());
     omp_set_num_threads(threads);

@@ -247,7 +247,7 @@ class training_run {
       everyone_.barrier();
       const auto t0 = std::chrono::steady_clock::now();
       const double t0_s = trace::now_s();
-      const double blocked0 = flight_recorder::process().blocked_s();
+      const double blocked0 = flight_recorder::process().blocked_s(), comm0 = flight_recorder::process().comm_s();
       faults_.before_step(k);
       if (faults_.take_poison(k)) tr_.poison_gradient_norm();
       auto r = tr_.step(k);
@@ -257,10 +257,13 @@ class training_run {
         r = tr_.step(k);
       }
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const double blocked_s = flight_recorder::process().blocked_s() - blocked0;  // before the trace's gather
+      const double comm_s = flight_recorder::process().comm_s() - comm0;
       if (traced(k, k_end)) finish_trace(k, t0_s);
-      const double work_s = ms / 1000.0 - (flight_recorder::process().blocked_s() - blocked0);
+      const double work_s = ms / 1000.0 - blocked_s;
       watchdog_.step_done(ms / 1000.0);
-      const straggler_monitor::report slow = stragglers_.slowest(everyone_, work_s, ms / 1000.0);
+      const bool recorded = flight_recorder::process().enabled();
+      const straggler_monitor::report slow = stragglers_.slowest(everyone_, work_s, ms / 1000.0, blocked_s, recorded ? comm_s : -1);
       if (prof::enabled()) {
         ++profiled;
         profiled_ms += ms;
@@ -276,6 +279,9 @@ class training_run {
       rep.slowest_lag_s = slow.lag_s;
       rep.restarts = restart_.count;
       rep.fault_downtime_s = restart_.downtime_s;
+      rep.comm_ms = slow.comm_mean_s < 0 ? -1 : 1e3 * slow.comm_mean_s;
+      rep.comm_wait_ms = 1e3 * slow.wait_mean_s;
+      rep.comm_wait_max_ms = 1e3 * slow.wait_max_s;
       log_->emit(rep.json());
       if (rank_ == 0 && !o_.quiet && (k % o_.log_every == 0 || k + 1 == k_end)) {
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
