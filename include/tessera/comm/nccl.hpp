@@ -339,9 +339,9 @@ class nccl_comm {
     check(!(a && b) || da == db, "tessera: nccl_comm (", label_, "): one buffer in device memory, the other in host memory");
     return (a || b) && !da && !db;
   }
+  /// Blocks of n on every rank (gather as a partitioned gather).
   block_partition equal_blocks(std::size_t n) const {
-    block_partition p = block_partition::near_equal(static_cast<std::int64_t>(n) * size(), size());
-    return p;
+    return block_partition::near_equal(static_cast<std::int64_t>(n) * size(), size());
   }
   void enqueue(ncclResult_t r, const char* what) const { detail::nccl_check(r, what, label_); }
   template <class F>
