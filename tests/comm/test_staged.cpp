@@ -20,6 +20,8 @@ using tessera_test::fake_device_buffer;
 using tessera_test::fake_device_system;
 using staged = ts::staged_comm<ts::mpi_comm, fake_device_system>;
 static_assert(ts::communicator<staged>);
+// its copies run on the compute stream: callers need not wait for the device first; MPI reads at once
+static_assert(ts::orders_after_compute<staged> && !ts::orders_after_compute<ts::mpi_comm>);
 
 namespace {
 struct staged_harness {

@@ -6,11 +6,14 @@
 //   - buffer<T> has no element access and no iterators: code that reads or writes a buffer's elements on
 //     the host does not compile against it;
 //   - host_accessible is false: the trainer stages its batch into the system's memory, and checkpoints, HF
-//     import/export and the initial values go through host mirrors, whose copies it counts.
+//     import/export and the initial values go through host mirrors, whose copies it counts;
+//   - it has a device timeline (--trace's device tracks), whose marks are the host clock's times.
 // A trainer on it must train bit for bit as on host_system: the same operators on the same numbers.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "tessera/core/host_system.hpp"
@@ -37,6 +40,30 @@ class fake_device_buffer {
   std::vector<T> v_;
 };
 
+/// A device timeline for a device that runs work the moment it is issued: a mark is the host clock.
+class fake_timeline final : public tessera::trace::device_timeline {
+ public:
+  void start() override {
+    marks_.clear();
+    spans_.clear();
+  }
+  int mark() override {
+    marks_.push_back(tessera::trace::now_s());
+    return static_cast<int>(marks_.size()) - 1;
+  }
+  void span(int from, int to, tessera::trace::track on, std::string name) override {
+    spans_.push_back({std::move(name), on, marks_.at(static_cast<std::size_t>(from)), marks_.at(static_cast<std::size_t>(to))});
+  }
+  std::vector<tessera::trace::event> collect() override {
+    marks_.clear();
+    return std::exchange(spans_, {});
+  }
+
+ private:
+  std::vector<double> marks_;
+  std::vector<tessera::trace::event> spans_;
+};
+
 struct fake_device_system : tessera::host_system {
   static constexpr const char* name = "fake-device";
   static constexpr bool host_accessible = false;
@@ -45,6 +72,11 @@ struct fake_device_system : tessera::host_system {
 
   /// Bytes copied to and from the host so far (host mirrors, staged batches).
   static inline std::int64_t bytes_to_host = 0, bytes_from_host = 0;
+
+  static tessera::trace::device_timeline* timeline() {
+    static fake_timeline t;
+    return &t;
+  }
 
   template <class T>
   static void to_host(T* host, const T* p, std::int64_t n) {

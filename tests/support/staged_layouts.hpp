@@ -57,12 +57,20 @@ bool fits_world() {
   return Plan::desc.mesh.world() == world;
 }
 
-/// `steps` steps of Plan over MPI_COMM_WORLD on communicator Comm (built from an mpi_comm: mpi_comm itself
-/// or a staged_comm over it) and system System: every loss and gradient norm, then an evaluation.
+/// Communicator Comm over MPI_COMM_WORLD: NCCL's from_mpi, else built from an mpi_comm (mpi_comm itself, a
+/// staged_comm over it).
+template <class Comm>
+Comm world_of() {
+  if constexpr (requires { Comm::from_mpi(MPI_COMM_WORLD); }) return Comm::from_mpi(MPI_COMM_WORLD);
+  else return Comm(ts::mpi_comm::split(MPI_COMM_WORLD, 0, 0));
+}
+
+/// `steps` steps of Plan over MPI_COMM_WORLD on communicator Comm (world_of) and system System: every
+/// loss and gradient norm, then an evaluation.
 template <class T, class Plan, class Comm, class System>
 std::vector<double> train_layout(int steps) {
   constexpr ts::plan_desc pd = Plan::desc;
-  Comm world(ts::mpi_comm::split(MPI_COMM_WORLD, 0, 0));
+  Comm world = world_of<Comm>();
   ts::mesh_comms<Comm> mc(world, pd.mesh);
   ts::token_data data(TESSERA_CORPUS, pd.model.vocab, pd.model.seq);
   ts::train_options o;

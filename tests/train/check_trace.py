@@ -8,8 +8,9 @@ communication, pipeline) and spans on each; every span has a non-negative durati
 track holds forward and backward actions. It prints, per rank, the dp bucket reductions (non-blocking,
 from start to completion) and how much of their time no pipeline action of the rank ran (exposed).
 --expect-overlap: on every rank some dp reduction starts while the rank's backward is still running
-(after its first backward action starts, before its last one ends) — with two or more model chunks per
-rank (interleaving), a chunk's buckets start while the other chunk's backward runs. --check-bad-path:
+(after its first backward action starts, before its last one ends): buckets launch as their layers'
+gradients become final, inside a chunk's last backward (and, with interleaving, while another chunk's
+backward runs). --check-bad-path:
 --trace to a file that cannot be written exits 2 before training, naming the file.
 """
 import argparse, collections, json, os, re, subprocess, sys

@@ -174,6 +174,7 @@ std::pair<std::vector<std::string>, std::string> whole_run(const std::string& di
   o.log_json = dir + "/log.json";
   o.save_dir = dir + "/ck";
   o.export_to = dir + "/model.safetensors";
+  o.trace = dir + "/trace.json";
   const Comm job(ts::mpi_comm::split(MPI_COMM_SELF, 0, 0));
   ts::training_run<float, small_gpt::head_dim, Comm, System>(gpt_plan::desc, o, job, &ts::program_of_rank<gpt_plan>).run();
   std::vector<std::string> steps;
@@ -199,4 +200,25 @@ TEST_CASE("a whole run on one rank through the staged communicator (as --backend
   CHECK(host.first == fake.first);
   CHECK(!host.second.empty());
   CHECK(host.second == fake.second);
+  // --trace: a device system's timeline adds its compute stream's track, a span for each operator scope
+  auto spans_by_track = [](const std::string& path) {
+    std::map<int, std::vector<std::string>> out;
+    std::map<int, std::string> names;
+    std::ifstream f(path);
+    const nlohmann::json doc = nlohmann::json::parse(f);
+    for (const auto& e : doc["traceEvents"]) {
+      if (e["ph"] == "X") out[e["tid"].get<int>()].push_back(e["name"].get<std::string>());
+      if (e["ph"] == "M" && e["name"] == "thread_name") names[e["tid"].get<int>()] = e["args"]["name"].get<std::string>();
+    }
+    return std::pair{out, names};
+  };
+  const auto [host_spans, host_tracks] = spans_by_track(base + "host/trace.json");
+  const auto [fake_spans, fake_tracks] = spans_by_track(base + "fake/trace.json");
+  CHECK(host_tracks.size() == 3);
+  CHECK(host_spans.count(3) == 0);
+  REQUIRE(fake_tracks.count(3) == 1);
+  CHECK(fake_tracks.at(3) == "compute stream (device)");
+  REQUIRE(fake_spans.count(0) == 1);
+  CHECK(fake_spans.at(0).size() > 20);
+  CHECK(fake_spans.at(3) == fake_spans.at(0));  // one device span per operator scope, ended in the same order
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "fake_device_system.hpp"
 #include "tessera/comm/flight_recorder.hpp"
 #include "tessera/comm/loopback.hpp"
 #include "tessera/core/profile.hpp"
@@ -54,6 +55,51 @@ TEST_CASE("trace: operator scopes nest on the compute track, spans keep their tr
   CHECK(events[1].begin_s <= events[0].begin_s);  // the inner span lies inside the outer one
   CHECK(events[0].end_s <= events[1].end_s);
   CHECK(ts::prof::table().empty());  // tracing does not fill the --profile table
+}
+
+TEST_CASE("trace: with a device timeline, every scope is also a span of the device's compute stream") {
+  tessera_test::fake_timeline device;
+  device.start();
+  ts::trace::process().set_device(&device);
+  { const ts::prof::scope untraced("gemm"); }  // the recorder is off: no marks
+  {
+    const tracing on;
+    {
+      const ts::prof::scope outer("attention bwd");
+      { const ts::trace::device_span op("gemm (cuBLASLt)"); }
+    }
+    const auto host = ts::trace::process().take();
+    const auto spans = device.collect();
+    REQUIRE(host.size() == 2);
+    REQUIRE(spans.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      CHECK(spans[i].name == host[i].name);
+      CHECK(host[i].on == ts::trace::track::compute);
+      CHECK(spans[i].on == ts::trace::track::device_compute);
+      CHECK(spans[i].end_s >= spans[i].begin_s);
+    }
+    CHECK(spans[1].begin_s <= spans[0].begin_s);  // nested on the device as on the host
+    CHECK(spans[0].end_s <= spans[1].end_s);
+  }
+  ts::trace::process().set_device(nullptr);
+  { const ts::trace::device_span op("gemm (cuBLASLt)"); }  // nor without the recorder
+  CHECK(device.collect().empty());
+}
+
+TEST_CASE("trace: the file names a device track only when it has spans") {
+  const std::vector<ts::trace::event> host_only = {{"0F0", ts::trace::track::pipeline, 1.0, 2.0}};
+  auto device = host_only;
+  device.push_back({"gemm", ts::trace::track::device_compute, 1.0, 1.5});
+  auto threads = [](const nlohmann::json& events) {
+    int n = 0;
+    for (const auto& e : events) n += e["name"] == "thread_name";
+    return n;
+  };
+  CHECK(threads(ts::trace_events_json(host_only, 0, "rank 0", 0.0)) == 3);
+  const auto with_device = ts::trace_events_json(device, 0, "rank 0", 0.0);
+  CHECK(threads(with_device) == 4);
+  CHECK(with_device.back()["tid"] == 3);
+  CHECK(with_device.back()["cat"] == "compute stream (device)");
 }
 
 TEST_CASE("trace: a communication record is a span from its start to its completion, named with axis and size") {

@@ -151,6 +151,19 @@ concept communicator = collective_communicator<C> && comm_request<typename C::re
       c.gather_v(cb, b, block_partition{}, 0);
     };
 
+/// A communicator that orders each operation after the work already issued on the calling thread's compute
+/// stream (NCCL: an event; staged: its copies run on that stream) declares `static constexpr bool
+/// orders_after_compute = true`. Others (MPI on host memory) read the buffers at once.
+template <class C>
+concept orders_after_compute = requires { requires C::orders_after_compute; };
+
+/// Before the compute stream's results go to `Comm`: waits for the device unless Comm orders itself (a
+/// host stall in the middle of a backward is what this avoids; on the host, synchronize() is a no-op).
+template <class Comm, class System>
+void ready_to_communicate() {
+  if constexpr (!orders_after_compute<Comm>) System::synchronize();
+}
+
 namespace cpo {
 struct all_reduce_fn {
   template <class C, class T>

@@ -58,14 +58,15 @@ class flight_recorder {
     touch();
     return r.seq;
   }
-  /// Operation `seq` has completed.
-  void end(std::uint64_t seq) {
+  /// Operation `seq` has completed; it took `seconds` (a device's measure), or (< 0) since its start.
+  void end(std::uint64_t seq, double seconds = -1) {
     if (seq == 0) return;
     std::lock_guard<std::mutex> lock(m_);
     flight_record& r = ring_[(seq - 1) % capacity];
     if (r.seq == seq) {
       r.done = true;
-      comm_s_.store(comm_s_.load(std::memory_order_relaxed) + (now_s() - r.started_s), std::memory_order_relaxed);
+      const double took = seconds >= 0 ? seconds : now_s() - r.started_s;
+      comm_s_.store(comm_s_.load(std::memory_order_relaxed) + took, std::memory_order_relaxed);
       if (r.traced_from_s >= 0) trace::process().add({span_name(r), trace::track::communication, r.traced_from_s, trace::now_s()});
     }
     touch();

@@ -29,6 +29,7 @@
 #include <nccl.h>
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,7 @@
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
+#include "tessera/comm/cuda_op_recorder.hpp"
 #include "tessera/comm/mpi.hpp"
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/cuda_system.hpp"
@@ -143,6 +145,7 @@ class nccl_comm {
  public:
   using system = cuda_system;
   using request = nccl_request;
+  static constexpr bool orders_after_compute = true;  // its stream waits for an event on the compute stream
 
   nccl_comm() = default;
   /// Collective over `mpi`: one NCCL communicator with the same ranks (device: already set by the caller).
@@ -192,28 +195,28 @@ class nccl_comm {
   template <class T>
   void all_reduce(const T* s, T* r, std::size_t n, reduce_op op = reduce_op::sum) {
     if (on_host(s, r)) return host_.all_reduce(s, r, n, op);
-    after_compute();
+    after_compute("all-reduce", n * sizeof(T));
     enqueue(ncclAllReduce(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclAllReduce");
     before_compute();
   }
   template <class T>
   void reduce_scatter(const T* s, T* r, std::size_t n, reduce_op op = reduce_op::sum) {
     if (on_host(s, r)) return host_.reduce_scatter(s, r, n, op);
-    after_compute();
+    after_compute("reduce-scatter", n * size() * sizeof(T));
     enqueue(ncclReduceScatter(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclReduceScatter");
     before_compute();
   }
   template <class T>
   void all_gather(const T* s, T* r, std::size_t n) {
     if (on_host(s, r)) return host_.all_gather(s, r, n);
-    after_compute();
+    after_compute("all-gather", n * size() * sizeof(T));
     enqueue(ncclAllGather(s, r, n, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather");
     before_compute();
   }
   template <class T>
   void broadcast(T* buf, std::size_t n, int root) {
     if (on_host(buf, buf)) return host_.broadcast(buf, n, root);
-    after_compute();
+    after_compute("broadcast", n * sizeof(T));
     enqueue(ncclBroadcast(buf, buf, n, detail::nccl_type<T>(), root, comm_, stream_), "ncclBroadcast");
     before_compute();
   }
@@ -221,7 +224,7 @@ class nccl_comm {
   template <class T>
   void all_to_all(const T* s, T* r, std::size_t n) {
     if (on_host(s, r)) return host_.all_to_all(s, r, n);
-    after_compute();
+    after_compute("all-to-all", n * size() * sizeof(T));
     group([&] {
       for (int j = 0; j < size(); ++j) {
         enqueue(ncclSend(s + j * n, n, detail::nccl_type<T>(), j, comm_, stream_), "ncclSend (all-to-all)");
@@ -233,7 +236,7 @@ class nccl_comm {
   template <class T>
   void reduce(const T* s, T* r, std::size_t n, reduce_op op, int root) {
     if (on_host(s, rank() == root ? r : s)) return host_.reduce(s, r, n, op, root);
-    after_compute();
+    after_compute("reduce", n * sizeof(T));
     enqueue(ncclReduce(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), root, comm_, stream_), "ncclReduce");
     before_compute();
   }
@@ -246,41 +249,41 @@ class nccl_comm {
   template <class T>
   void reduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op = reduce_op::sum) {
     if (on_host(s, r)) return host_.reduce_scatter_v(s, r, p, op);
-    start_reduce_scatter_v(s, r, p, op, blocking_);
+    start_reduce_scatter_v(s, r, p, op, blocking_, "reduce-scatter");
     before_compute();
   }
   template <class T>
   request ireduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op = reduce_op::sum) {
     if (on_host(s, r)) return request(host_.ireduce_scatter_v(s, r, p, op));
     device_buffer<unsigned char> blocks;
-    start_reduce_scatter_v(s, r, p, op, blocks);
-    return request(mark(), std::move(blocks), comm_, label_);
+    start_reduce_scatter_v(s, r, p, op, blocks, "reduce-scatter (non-blocking)");
+    return issued(std::move(blocks));
   }
   template <class T>
   void all_gather_v(const T* s, T* r, const block_partition& p) {
     if (on_host(s, r)) return host_.all_gather_v(s, r, p);
-    start_all_gather_v(s, r, p, blocking_);
+    start_all_gather_v(s, r, p, blocking_, "all-gather");
     before_compute();
   }
   template <class T>
   request iall_gather_v(const T* s, T* r, const block_partition& p) {
     if (on_host(s, r)) return request(host_.iall_gather_v(s, r, p));
     device_buffer<unsigned char> blocks;
-    start_all_gather_v(s, r, p, blocks);
-    return request(mark(), std::move(blocks), comm_, label_);
+    start_all_gather_v(s, r, p, blocks, "all-gather (non-blocking)");
+    return issued(std::move(blocks));
   }
   template <class T>
   request iall_reduce(const T* s, T* r, std::size_t n, reduce_op op = reduce_op::sum) {
     if (on_host(s, r)) return request(host_.iall_reduce(s, r, n, op));
-    after_compute();
+    after_compute("all-reduce (non-blocking)", n * sizeof(T));
     enqueue(ncclAllReduce(s, r, n, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclAllReduce");
-    return request(mark(), {}, comm_, label_);
+    return issued({});
   }
   /// Block j of recv (significant on root only) from rank j: grouped sends to the root.
   template <class T>
   void gather_v(const T* s, T* r, const block_partition& p, int root) {
     if (on_host(s, rank() == root ? r : s)) return host_.gather_v(s, r, p, root);
-    after_compute();
+    after_compute("gather", static_cast<std::size_t>(p.total()) * sizeof(T));
     group([&] {
       enqueue(ncclSend(s, p.count(rank()), detail::nccl_type<T>(), root, comm_, stream_), "ncclSend (gather)");
       if (rank() == root)
@@ -294,14 +297,14 @@ class nccl_comm {
   template <class T>
   void send(const T* buf, std::size_t n, int peer, int /*tag*/) {
     if (on_host(buf, buf)) return host_.send(buf, n, peer, 0);
-    after_compute();
+    after_compute("send", n * sizeof(T), peer);
     enqueue(ncclSend(buf, n, detail::nccl_type<T>(), peer, comm_, stream_), "ncclSend");
     before_compute();
   }
   template <class T>
   void recv(T* buf, std::size_t n, int peer, int /*tag*/) {
     if (on_host(buf, buf)) return host_.recv(buf, n, peer, 0);
-    after_compute();
+    after_compute("recv", n * sizeof(T), peer);
     enqueue(ncclRecv(buf, n, detail::nccl_type<T>(), peer, comm_, stream_), "ncclRecv");
     before_compute();
   }
@@ -311,7 +314,9 @@ class nccl_comm {
   /// Batched point-to-point between ncclGroupStart/ncclGroupEnd (host buffers: MPI's exchange).
   void exchange(std::span<const p2p_op> ops) {
     if (!ops.empty() && on_host(ops.front().buf, ops.front().buf)) return host_.exchange(ops);
-    after_compute();
+    std::size_t bytes = 0;
+    for (const p2p_op& op : ops) bytes += op.count * static_cast<std::size_t>(dtype_size(op.type));
+    after_compute("send/recv (grouped)", bytes);
     group([&] {
       for (const p2p_op& op : ops) {
         if (op.what == p2p_op::kind::send)
@@ -327,6 +332,7 @@ class nccl_comm {
     cuda_system::synchronize();
     cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     check_async();
+    ops_->poll();
     host_.barrier();
   }
 
@@ -356,13 +362,21 @@ class nccl_comm {
     enqueue(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
     enqueue(async, "an earlier NCCL operation");
   }
-  /// The communication stream waits for the compute stream's work so far (the input is produced).
-  void after_compute() {
+  /// The communication stream waits for the compute stream's work so far (the input is produced); then
+  /// operation `what` begins (flight record, trace).
+  void after_compute(const char* what, std::size_t bytes, int peer = -1) {
     cuda_check(cudaEventRecord(ready_, cuda_system::stream()), "cudaEventRecord");
     cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent");
+    ops_->begin(stream_, label_, what, bytes, peer);
+  }
+  /// A non-blocking operation is enqueued: its request.
+  request issued(device_buffer<unsigned char> blocks) {
+    ops_->end();
+    return request(mark(), std::move(blocks), comm_, label_);
   }
   /// The compute stream waits for the communication stream's work so far (a blocking call's end).
   void before_compute() {
+    ops_->end();
     check_async();
     cuda_check(cudaEventRecord(done_, stream_), "cudaEventRecord");
     cuda_check(cudaStreamWaitEvent(cuda_system::stream(), done_, 0), "cudaStreamWaitEvent");
@@ -383,17 +397,19 @@ class nccl_comm {
   static bool equal(const block_partition& p) { return std::int64_t{p.largest()} * p.parts() == p.total(); }
   /// Enqueues a partitioned reduce-scatter; `blocks` holds the padded copies while it runs.
   template <class T>
-  void start_reduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op, device_buffer<unsigned char>& blocks) {
+  void start_reduce_scatter_v(const T* s, T* r, const block_partition& p, reduce_op op, device_buffer<unsigned char>& blocks,
+                              const char* what) {
     const std::size_t L = static_cast<std::size_t>(p.largest()), P = static_cast<std::size_t>(size());
+    const std::size_t bytes = static_cast<std::size_t>(p.total()) * sizeof(T);
     if (equal(p)) {  // NCCL's in place is ours: recv == send + rank·count
-      after_compute();
+      after_compute(what, bytes);
       enqueue(ncclReduceScatter(s, r, L, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_), "ncclReduceScatter");
       return;
     }
     if (blocks.size() < (P + 1) * L * sizeof(T)) blocks.resize((P + 1) * L * sizeof(T));
     T* padded = reinterpret_cast<T*>(blocks.data());
     T* out = padded + P * L;
-    after_compute();
+    after_compute(what, bytes);
     for (int j = 0; j < size(); ++j) copy_on_stream(padded + j * L, s + p.displ(j), p.count(j));
     enqueue(ncclReduceScatter(padded, out, L, detail::nccl_type<T>(), detail::nccl_op(op), comm_, stream_),
             "ncclReduceScatter (padded blocks)");
@@ -401,17 +417,18 @@ class nccl_comm {
   }
   /// Enqueues a partitioned all-gather; `blocks` holds the padded copies while it runs.
   template <class T>
-  void start_all_gather_v(const T* s, T* r, const block_partition& p, device_buffer<unsigned char>& blocks) {
+  void start_all_gather_v(const T* s, T* r, const block_partition& p, device_buffer<unsigned char>& blocks, const char* what) {
     const std::size_t L = static_cast<std::size_t>(p.largest()), P = static_cast<std::size_t>(size());
+    const std::size_t bytes = static_cast<std::size_t>(p.total()) * sizeof(T);
     if (equal(p)) {  // NCCL's in place is ours: send == recv + rank·count
-      after_compute();
+      after_compute(what, bytes);
       enqueue(ncclAllGather(s, r, L, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather");
       return;
     }
     if (blocks.size() < (P + 1) * L * sizeof(T)) blocks.resize((P + 1) * L * sizeof(T));
     T* mine = reinterpret_cast<T*>(blocks.data());
     T* padded = mine + L;
-    after_compute();
+    after_compute(what, bytes);
     copy_on_stream(mine, s, p.count(rank()));
     enqueue(ncclAllGather(mine, padded, L, detail::nccl_type<T>(), comm_, stream_), "ncclAllGather (padded blocks)");
     for (int j = 0; j < size(); ++j) copy_on_stream(r + p.displ(j), padded + j * L, p.count(j));
@@ -439,6 +456,7 @@ class nccl_comm {
     std::swap(host_, o.host_);
     std::swap(label_, o.label_);
     blocking_.swap(o.blocking_);
+    ops_.swap(o.ops_);
   }
 
   ncclComm_t comm_ = nullptr;
@@ -447,8 +465,9 @@ class nccl_comm {
   mpi_comm host_;                           ///< the same ranks, for host-memory buffers
   std::string label_ = "comm";
   device_buffer<unsigned char> blocking_;  ///< padded blocks of blocking partitioned collectives
+  std::unique_ptr<cuda_op_recorder> ops_ = std::make_unique<cuda_op_recorder>();  ///< flight records, trace spans
 };
 
-static_assert(communicator<nccl_comm>);
+static_assert(communicator<nccl_comm> && orders_after_compute<nccl_comm>);
 
 }  // namespace tessera

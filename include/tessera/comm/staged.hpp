@@ -142,6 +142,7 @@ class staged_comm {
   using system = System;
   using host_comm = Host;
   using request = staged_request<typename Host::request>;
+  static constexpr bool orders_after_compute = true;  // copies on the compute stream, synchronised
 
   staged_comm() = default;
   explicit staged_comm(Host host) : host_(std::move(host)) {}

@@ -22,23 +22,11 @@
 
 #include "tessera/core/caching_arena.hpp"
 #include "tessera/core/config.hpp"
+#include "tessera/core/cuda_stream.hpp"
+#include "tessera/core/cuda_timeline.hpp"
 #include "tessera/core/error.hpp"
 
 namespace tessera {
-
-inline void cuda_check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(cat("tessera: ", what, " failed: ", cudaGetErrorString(e)));
-}
-
-/// Number of CUDA devices, 0 when there is none or no driver (never throws).
-inline int cuda_device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return n;
-}
 
 /// cudaMalloc / cudaFree for the caching arena.
 struct cuda_raw_allocator {
@@ -140,10 +128,9 @@ struct cuda_system {
   template <class T>
   static const T* data(const device_buffer<T>& v) { return v.data(); }
 
-  static cudaStream_t& stream() {
-    static thread_local cudaStream_t s = nullptr;
-    return s;
-  }
+  static cudaStream_t& stream() { return cuda_current_stream(); }
+  /// --trace's device tracks: CUDA events on the streams (core/cuda_timeline.hpp).
+  static trace::device_timeline* timeline() { return &cuda_timeline::process(); }
 
   template <class F>
   static void for_each_index(std::int64_t n, const F& f) {

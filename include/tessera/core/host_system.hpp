@@ -12,6 +12,7 @@
 //   S::event, S::record(e), S::wait(e)    ordering of work between streams (no-ops on the host, which
 //                                         runs everything in program order)
 //   S::synchronize()                      all work issued so far is complete
+//   S::timeline()                         the device timeline of --trace's device tracks (null on the host)
 // A buffer<T> owns its elements and offers construction with n elements, data(), size(), capacity(),
 // empty(), assign(n, value), resize(n), swap and copies — never element access, which only the host could do.
 // Kernels written as TS_HD functors run unchanged on host_system and cuda_system.
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "tessera/core/config.hpp"
+#include "tessera/core/trace.hpp"
 
 namespace tessera {
 
@@ -69,6 +71,8 @@ struct host_system {
   static void record(event&) {}
   static void wait(const event&) {}
   static void synchronize() {}
+  /// No device tracks in --trace: the host's spans are the work itself (core/trace.hpp).
+  static trace::device_timeline* timeline() { return nullptr; }
 };
 
 /// The owning storage of system S for elements of type T.

@@ -5,7 +5,8 @@
 // microsecond is counted once, in the innermost operator (a GEMM inside the attention is "gemm ...").
 // Disabled (the default), a scope costs one branch. Calls come from the host thread that runs the
 // step (operators parallelise inside with OpenMP), so the bookkeeping needs no locks. When the trace
-// recorder is on (`--trace`, core/trace.hpp), every scope is also a span on the "compute" track.
+// recorder is on (`--trace`, core/trace.hpp), every scope is also a span on the "compute" track (and,
+// with a device timeline, the device's compute-stream span of the work issued inside it).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -46,6 +47,7 @@ class scope {
     name_ = name;
     flops_ = flops;
     if (on_) detail::child_time().push_back(0.0);
+    if (traced_ && (dev_ = trace::process().device())) from_ = dev_->mark();
     t0_ = detail::now();
   }
   scope(std::string name, double flops) : scope("", flops) {
@@ -55,6 +57,7 @@ class scope {
     if (!on_ && !traced_) return;
     const double t1 = detail::now();
     if (traced_) trace::process().add({name_, trace::track::compute, t0_, t1});
+    if (dev_) dev_->span(from_, dev_->mark(), trace::track::device_compute, name_);
     if (!on_) return;
     const double total = t1 - t0_;
     auto& stack = detail::child_time();
@@ -73,6 +76,8 @@ class scope {
   bool on_, traced_;
   std::string name_;
   double flops_ = 0, t0_ = 0;
+  trace::device_timeline* dev_ = nullptr;
+  int from_ = 0;
 };
 
 inline void reset() { table().clear(); }

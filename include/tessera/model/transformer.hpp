@@ -105,6 +105,13 @@ class chunk {
   /// Hooks for ZeRO-2/3 (null: parameters and gradients always resident).
   void set_hooks(const param_hooks* h) { hooks_ = h; }
 
+  /// The slot lists one microbatch's backward reports through grad_end, once each: head, layers, embedding.
+  std::vector<std::vector<int>> grad_units() const {
+    std::vector<std::vector<int>> out(layer_ids_);
+    if (last_) out.push_back(out_slots_);
+    if (first_) out.push_back(in_slots_);
+    return out;
+  }
   int stage() const { return stage_; }
   bool first() const { return first_; }
   bool last() const { return last_; }

@@ -62,6 +62,15 @@ inline std::vector<int> bucket_of_slots(const std::vector<grad_bucket>& buckets,
   return out;
 }
 
+/// The distinct buckets of `slots`, in the order first met; shared slots (bucket -1) have none.
+inline std::vector<int> distinct_buckets(const std::vector<int>& slots, const std::vector<int>& bucket_of) {
+  std::vector<int> out;
+  for (int i : slots)
+    if (const int b = bucket_of[static_cast<std::size_t>(i)]; b >= 0 && std::find(out.begin(), out.end(), b) == out.end())
+      out.push_back(b);
+  return out;
+}
+
 /// What every dp reduction of a slot's gradient does first: under sequence parallelism a tp-replicated
 /// slot (norm weights, row-parallel biases, positions) saw only its rows on each tp rank, so its gradient
 /// is summed over tp.

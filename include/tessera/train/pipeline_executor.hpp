@@ -156,7 +156,7 @@ class pipeline_executor {
     if (!is_comm(a.kind)) return;
     const prof::scope p_comm("pipeline send/recv");
     auto& st = state(a.stage, a.mb);
-    if (a.kind == op::send_f || a.kind == op::send_b) System::synchronize();  // the message is computed
+    if (a.kind == op::send_f || a.kind == op::send_b) ready_to_communicate<Comm, System>();  // the message is computed
     switch (a.kind) {
       case op::send_f: pp_.send(st.xs.back().data(), message_, a.peer, tag(a.stage + 1, a.mb, true)); break;
       case op::recv_f:

@@ -3,8 +3,9 @@
 //
 // A process per rank ("rank 3: dp 0, pp 1, tp 1"), a thread per track (core/trace.hpp): compute (the
 // operators, nested), communication (each operation of the mesh's communicators from its start to its
-// completion, named with its axis and size) and pipeline (the schedule's actions). Times are microseconds
-// from the barrier that starts the traced step on each rank, so ranks line up without a shared clock.
+// completion, named with its axis and size) and pipeline (the schedule's actions); on a device also its
+// compute and communication streams, as the device timed them. Times are microseconds from the barrier
+// that starts the traced step on each rank, so ranks line up without a shared clock.
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -25,8 +26,11 @@ inline nlohmann::json trace_events_json(const std::vector<trace::event>& events,
   nlohmann::json out = nlohmann::json::array();
   out.push_back({{"ph", "M"}, {"pid", rank}, {"name", "process_name"}, {"args", {{"name", rank_name}}}});
   out.push_back({{"ph", "M"}, {"pid", rank}, {"name", "process_sort_index"}, {"args", {{"sort_index", rank}}}});
-  for (int t = 0; t < 3; ++t)
-    out.push_back({{"ph", "M"}, {"pid", rank}, {"tid", t}, {"name", "thread_name"}, {"args", {{"name", trace::track_names[t]}}}});
+  bool used[trace::num_tracks] = {true, true, true};  // the host's tracks always; a device's when it has spans
+  for (const trace::event& e : events) used[static_cast<int>(e.on)] = true;
+  for (int t = 0; t < trace::num_tracks; ++t)
+    if (used[t])
+      out.push_back({{"ph", "M"}, {"pid", rank}, {"tid", t}, {"name", "thread_name"}, {"args", {{"name", trace::track_names[t]}}}});
   for (const trace::event& e : events)
     out.push_back({{"ph", "X"}, {"pid", rank}, {"tid", static_cast<int>(e.on)}, {"name", e.name},
                    {"cat", trace::track_names[static_cast<int>(e.on)]}, {"ts", 1e6 * (e.begin_s - t0_s)},

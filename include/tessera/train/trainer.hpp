@@ -111,6 +111,10 @@ class trainer {
     sync_ = std::make_unique<gradient_sync<T, Comm, System>>(store_, buckets_, mc.along(axes::dp), mc.along(axes::tp), d_.sp,
                                                      zero_->stage());
     sync_->set_launch_points(launch_points());
+    if (zero_->stage() < 2 && pd.dp > 1) {  // ZeRO-2/3 install their own hooks (shard_optimizer_state)
+      const param_hooks* h = sync_->launch_on_reports(reports_per_bucket());
+      for (auto& c : chunks_) c->set_hooks(h);
+    }
     group_shared_slots();
     std::vector<chunk_t*> by_stage(chunk_of_stage_.size(), nullptr);
     for (std::size_t g = 0; g < chunk_of_stage_.size(); ++g)
@@ -378,6 +382,21 @@ class trainer {
       if (!prog.empty()) launch_after[at].push_back(static_cast<int>(bi));
     }
     return launch_after;
+  }
+  /// How many grad_end reports touch each bucket in one step: every backward part of the program reports
+  /// each unit of its chunk once (chunk::grad_units), touching the distinct buckets of the unit's slots.
+  std::vector<int> reports_per_bucket() const {
+    const auto bucket_of = bucket_of_slots(buckets_, store_.slots.size());
+    std::vector<int> reports(buckets_.size(), 0);
+    for (const action& a : program_.actions)
+      for (int pi = 0; pi < num_parts(a); ++pi) {
+        const action x = part(a, pi);
+        if (x.kind != op::B && x.kind != op::I) continue;
+        const auto& c = *chunks_[static_cast<std::size_t>(chunk_of_stage_[static_cast<std::size_t>(x.stage)])];
+        for (const auto& ids : c.grad_units())
+          for (int b : distinct_buckets(ids, bucket_of)) ++reports[static_cast<std::size_t>(b)];
+      }
+    return reports;
   }
   /// The slots chunk c uses (its model stage's).
   std::vector<std::size_t> slots_of_chunk(std::size_t c) const {

@@ -301,14 +301,23 @@ class training_run {
   void start_trace() {
     flight_recorder::process().enable(true);  // its operations are the trace's communication spans
     trace::process().take();
+    if (trace::device_timeline* d = System::timeline()) {  // a device's own times of its streams' work
+      d->start();
+      trace::process().set_device(d);
+    }
     trace::process().enable(true);
   }
   /// Collective: gathers the step's events to rank 0, which writes --trace's file.
   void finish_trace(int k, double t0_s) {
     trace::process().enable(false);
+    std::vector<trace::event> events = trace::process().take();
+    if (trace::device_timeline* d = System::timeline()) {
+      for (trace::event& e : d->collect()) events.push_back(std::move(e));
+      trace::process().set_device(nullptr);
+    }
     const std::string name = cat("rank ", rank_, ": dp ", mc_.coord(axis::dp), ", pp ", mc_.coord(axis::pp), ", tp ",
                                  mc_.coord(axis::tp));
-    write_trace(everyone_, o_.trace, trace::process().take(), name, t0_s,
+    write_trace(everyone_, o_.trace, events, name, t0_s,
                 {{"step", k + 1}, {"plan", plan_}, {"clock", "microseconds from the barrier that starts the step, per rank"}});
     log_->note("tessera: step %d of every rank traced to %s (chrome://tracing, ui.perfetto.dev)\n", k + 1, o_.trace.c_str());
   }

@@ -300,11 +300,7 @@ class zero_state {
   }
   /// The distinct buckets (units) of slots, in arena order; shared slots have none.
   std::vector<int> buckets_of(const std::vector<int>& ids) const {
-    std::vector<int> out;
-    for (int i : ids) {
-      const int b = bucket_of_slot_[static_cast<std::size_t>(i)];
-      if (b >= 0 && std::find(out.begin(), out.end(), b) == out.end()) out.push_back(b);
-    }
+    std::vector<int> out = distinct_buckets(ids, bucket_of_slot_);
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -315,7 +311,7 @@ class zero_state {
     unit_state& u = units_[static_cast<std::size_t>(b)];
     const int mine = bk.part.count(me_);
     resize(rs_tmp_, mine);
-    System::synchronize();  // the unit's backward is complete before its gradient travels
+    ready_to_communicate<Comm, System>();  // the unit's backward is complete before its gradient travels
     dp_.reduce_scatter_v(u.grads.data(), rs_tmp_.data(), bk.part);
     G* g = g_shard_.data() + bk.shard_off;
     ops::add(System{}, g, rs_tmp_.data(), mine, g);

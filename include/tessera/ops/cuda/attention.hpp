@@ -399,6 +399,7 @@ template <int D> struct attention_tiles {
 template <int D, class T, int Br = attention_tiles<D>::Br, int Bc = attention_tiles<D>::Bc>
 void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, acc_t<T>* lse, attention_shape sh,
                        acc_t<T> scale) {
+  const trace::device_span traced_("attention fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "attention (CUDA): fp32 or bf16");
   cuda_detail::attention_static_checks<D, Br, Bc>();
   sh = attention_detail::packed(sh, D);
@@ -417,6 +418,7 @@ void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, ac
 template <int D, class T, int Br = attention_tiles<D>::Br, int Bc = attention_tiles<D>::Bc>
 void attention_backward(cuda_system, const T* dout, const T* q, const T* k, const T* v, const T* o,
                         const acc_t<T>* lse, attention_shape sh, acc_t<T> scale, T* dq, T* dk, T* dv) {
+  const trace::device_span traced_("attention bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "attention (CUDA): fp32 or bf16");
   cuda_detail::attention_static_checks<D, Br, Bc>();
   sh = attention_detail::packed(sh, D);

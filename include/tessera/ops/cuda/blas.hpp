@@ -207,6 +207,7 @@ __global__ void scale_rows_kernel(TC* c, i64 m, i64 n, i64 ldc, float beta) {
 template <class TA, class TC>
 void gemm(cuda_system, host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, const TA* a, i64 lda,
           const TA* b, i64 ldb, float beta, TC* c, i64 ldc) {
+  const trace::device_span traced_("gemm (cuBLASLt)");
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 1.0f) return;

@@ -20,6 +20,7 @@
 #include "tessera/core/config.hpp"
 #include "tessera/core/cuda_system.hpp"
 #include "tessera/core/error.hpp"
+#include "tessera/core/trace.hpp"
 #include "tessera/ops/math.hpp"
 
 namespace tessera::ops {

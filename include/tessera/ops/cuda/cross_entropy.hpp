@@ -132,6 +132,7 @@ inline unsigned ce_grid(i64 N) {
 template <class T, class Comm = no_comm>
 void cross_entropy_forward(cuda_system, const T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
                            acc_t<T>* lse, acc_t<T>* loss, Comm&& comm = Comm{}) {
+  const trace::device_span traced_("cross-entropy fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "cross_entropy (CUDA): fp32 or bf16");
   constexpr bool parallel = !std::is_same_v<std::remove_cvref_t<Comm>, no_comm>;
   vs = vocab_detail::normalise(vs);
@@ -168,6 +169,7 @@ void cross_entropy_forward(cuda_system, const T* logits, const std::int32_t* tar
 template <class T>
 void cross_entropy_backward(cuda_system, const T* logits, const std::int32_t* targets, const acc_t<T>* lse, i64 N,
                             vocab_slice vs, acc_t<T> scale, T* dlogits) {
+  const trace::device_span traced_("cross-entropy bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "cross_entropy (CUDA): fp32 or bf16");
   vs = vocab_detail::normalise(vs);
   if (N <= 0 || vs.V_local <= 0) return;

@@ -29,25 +29,30 @@ namespace tessera::ops {
 
 // ---- GELU ----------------------------------------------------------------------------------------------
 template <class T> void gelu_forward(cuda_system, const T* x, i64 n, T* y) {
+  const trace::device_span traced_("gelu fwd");
   cuda_system::for_each_index(n, kernels::gelu_forward<T>{x, y});
 }
 template <class T> void gelu_backward(cuda_system, const T* dy, const T* x, i64 n, T* dx) {
+  const trace::device_span traced_("gelu bwd");
   cuda_system::for_each_index(n, kernels::gelu_backward<T>{dy, x, dx});
 }
 
 // ---- SwiGLU --------------------------------------------------------------------------------------------
 template <class T>
 void swiglu_forward(cuda_system, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* out) {
+  const trace::device_span traced_("swiglu fwd");
   cuda_system::for_each_index(N * F, kernels::swiglu_forward<T>{gate, up, out, F, ld_in});
 }
 template <class T>
 void swiglu_backward(cuda_system, const T* dout, const T* gate, const T* up, i64 N, i64 F, i64 ld_in, T* dgate,
                      T* dup) {
+  const trace::device_span traced_("swiglu bwd");
   cuda_system::for_each_index(N * F, kernels::swiglu_backward<T>{dout, gate, up, dgate, dup, F, ld_in});
 }
 
 // ---- residual add -------------------------------------------------------------------------------------
 template <class T> void add(cuda_system, const T* a, const T* b, i64 n, T* out) {
+  const trace::device_span traced_("residual add");
   cuda_system::for_each_index(n, kernels::add<T>{a, b, out});
 }
 
@@ -56,11 +61,13 @@ template <class T> void add(cuda_system, const T* a, const T* b, i64 n, T* out) 
 template <class T>
 void rope_forward(cuda_system, T* x, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
                   const acc_t<T>* sin) {
+  const trace::device_span traced_("rope fwd");
   cuda_system::for_each_index(rows * H * (D / 2), kernels::rope<T, false>{x, cos, sin, T_len, H, D / 2, ld, pos0});
 }
 template <class T>
 void rope_backward(cuda_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld, i64 pos0, const acc_t<T>* cos,
                    const acc_t<T>* sin) {
+  const trace::device_span traced_("rope bwd");
   cuda_system::for_each_index(rows * H * (D / 2), kernels::rope<T, true>{dx, cos, sin, T_len, H, D / 2, ld, pos0});
 }
 
@@ -95,6 +102,7 @@ __global__ void position_embedding_backward_kernel(const T* __restrict__ dx, i64
 template <class T>
 void embedding_forward(cuda_system, const std::int32_t* tokens, i64 N, const T* wte, i64 V_local, i64 v0, i64 C,
                        T* out) {
+  const trace::device_span traced_("embedding fwd");
   cuda_system::for_each_index(N * C, kernels::embedding_forward<T>{tokens, wte, out, C, v0, V_local});
 }
 /// dwte[tokens[n] − v0] += dout[n] for this rank's rows (atomicAdd: summation order of repeated tokens is
@@ -102,6 +110,7 @@ void embedding_forward(cuda_system, const std::int32_t* tokens, i64 N, const T* 
 template <class T>
 void embedding_backward(cuda_system, const std::int32_t* tokens, i64 N, const T* dout, i64 V_local, i64 v0, i64 C,
                         acc_t<T>* dwte) {
+  const trace::device_span traced_("embedding bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "embedding_backward (CUDA): fp32 or bf16");
   if (N * C <= 0) return;
   cuda_detail::launch("embedding_backward_kernel", cuda_detail::embedding_backward_kernel<T>,
@@ -110,11 +119,13 @@ void embedding_backward(cuda_system, const std::int32_t* tokens, i64 N, const T*
 /// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
 template <class T>
 void add_position_embedding(cuda_system, const T* wpe, i64 N, i64 T_len, i64 C, i64 pos0, T* x) {
+  const trace::device_span traced_("position embedding fwd");
   cuda_system::for_each_index(N * C, kernels::add_position_embedding<T>{wpe, x, C, T_len, pos0});
 }
 /// dwpe[t + pos0] += Σ_b dx[b, t] (summed in batch order: deterministic).
 template <class T>
 void position_embedding_backward(cuda_system, const T* dx, i64 N, i64 T_len, i64 C, i64 pos0, acc_t<T>* dwpe) {
+  const trace::device_span traced_("position embedding bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "position_embedding_backward (CUDA): fp32 or bf16");
   if (T_len * C <= 0) return;
   cuda_detail::launch("position_embedding_backward_kernel", cuda_detail::position_embedding_backward_kernel<T>,
@@ -123,6 +134,7 @@ void position_embedding_backward(cuda_system, const T* dx, i64 N, i64 T_len, i64
 
 /// x[r, c] += b[c] for `rows` rows of C device elements (nothing when b is null).
 template <class T> void add_bias_rows(cuda_system, T* x, const T* b, i64 rows, i64 C) {
+  const trace::device_span traced_("bias add");
   if (b) cuda_system::for_each_index(rows * C, kernels::add_bias_rows<T>{x, b, C});
 }
 /// Σ g² over n device elements, accumulated in double (the order differs from the host's: equal to
@@ -133,6 +145,7 @@ template <class G> struct square_in_double {
 };
 }  // namespace cuda_detail
 template <class G> double sum_of_squares(cuda_system, const G* g, i64 n) {
+  const trace::device_span traced_("sum of squares");
   return thrust::transform_reduce(thrust::cuda::par.on(cuda_system::stream()), g, g + n,
                                   cuda_detail::square_in_double<G>{}, 0.0, thrust::plus<double>());
 }
@@ -142,6 +155,7 @@ template <class G> double sum_of_squares(cuda_system, const G* g, i64 n) {
 template <class T>
 void adamw_step(cuda_system, T* param, acc_t<T>* master, const acc_t<T>* grad, acc_t<T>* m, acc_t<T>* v, i64 n,
                 const math::adamw_params& p, bool decay) {
+  const trace::device_span traced_("adamw");
   using G = acc_t<T>;
   cuda_system::for_each_index(n, kernels::adamw<T, G>{param, master, grad, m, v, math::adamw_prepare<G>(p, decay)});
 }

@@ -42,6 +42,7 @@ template <class T> struct bias_grad_terms {
 template <class T>
 void linear_forward(cuda_system sys, const T* x, const T* W, const T* b, i64 N, i64 in, i64 out, T* y,
                     bool accumulate = false) {
+  const trace::device_span traced_("linear fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "linear (CUDA): fp32 or bf16");
   if (N == 0 || out == 0) return;
   const float beta = accumulate ? 1.0f : 0.0f;
@@ -61,6 +62,7 @@ void linear_forward(cuda_system sys, const T* x, const T* W, const T* b, i64 N, 
 template <class T>
 void linear_backward(cuda_system sys, const T* dy, const T* x, const T* W, i64 N, i64 in, i64 out, T* dx,
                      acc_t<T>* dW, acc_t<T>* db, bool accumulate_dx = false) {
+  const trace::device_span traced_("linear bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "linear (CUDA): fp32 or bf16");
   if (dx)
     gemm(sys, host::trans::no, host::trans::no, N, in, out, 1.0f, dy, out, W, in, accumulate_dx ? 1.0f : 0.0f, dx,

@@ -143,6 +143,7 @@ template <class T> struct rmsnorm_param_terms {
 template <class T>
 void layernorm_forward(cuda_system, const T* x, const T* gamma, const T* beta, i64 N, i64 C, float eps, T* y,
                        acc_t<T>* mean, acc_t<T>* rstd) {
+  const trace::device_span traced_("layernorm fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "layernorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
   cuda_detail::launch("layernorm_fwd_kernel", cuda_detail::layernorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
@@ -155,6 +156,7 @@ template <class T>
 void layernorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, const acc_t<T>* mean,
                         const acc_t<T>* rstd, i64 N, i64 C, T* dx, acc_t<T>* dgamma, acc_t<T>* dbeta,
                         bool accumulate_dx = false) {
+  const trace::device_span traced_("layernorm bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "layernorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
   cuda_detail::column_reduce(cuda_detail::layernorm_param_terms<T>{dy, x, mean, rstd, C}, N, C, dgamma, dbeta);
@@ -165,6 +167,7 @@ void layernorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, co
 /// y = x·rstd·gamma with rstd = 1/sqrt(mean(x²) + eps). Saves rstd[N] (device).
 template <class T>
 void rmsnorm_forward(cuda_system, const T* x, const T* gamma, i64 N, i64 C, float eps, T* y, acc_t<T>* rstd) {
+  const trace::device_span traced_("rmsnorm fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "rmsnorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
   cuda_detail::launch("rmsnorm_fwd_kernel", cuda_detail::rmsnorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
@@ -175,6 +178,7 @@ void rmsnorm_forward(cuda_system, const T* x, const T* gamma, i64 N, i64 C, floa
 template <class T>
 void rmsnorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, const acc_t<T>* rstd, i64 N, i64 C,
                       T* dx, acc_t<T>* dgamma, bool accumulate_dx = false) {
+  const trace::device_span traced_("rmsnorm bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "rmsnorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
   cuda_detail::column_reduce(cuda_detail::rmsnorm_param_terms<T>{dy, x, rstd, C}, N, C, dgamma);
