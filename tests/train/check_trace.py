@@ -92,6 +92,12 @@ for j in (j for j in lines if "loss" in j and "event" not in j):
     # step lasted; the mean over the ranks may not
     if not (comm > 0 and 0 <= wait <= worst and wait <= step * 1.2):
         bad.append(f"step {j['step']}: comm_ms {comm}, comm_wait_ms {wait}, comm_wait_max_ms {worst}, step_ms {step}")
+# the picture of it (scripts/trace_svg.py): every pipeline action and communication span drawn
+svg = os.path.join(a.out, "step.svg")
+r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "trace_svg.py"), path, svg],
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+if r.returncode != 0 or open(svg).read().count("<title>") != sum(e["tid"] in (1, 2) for e in spans):
+    bad.append(f"scripts/trace_svg.py: exit {r.returncode}: {r.stdout[-1000:]}")
 if a.check_bad_path:  # a file that cannot be written: exit 2 before training
     nowhere = os.path.join(a.out, "no-such-dir", "step.json")
     r = subprocess.run(cmd[:-1] + [nowhere], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -338,9 +338,11 @@ class nccl_comm {
 
  private:
   /// Whether an operation's buffers are host memory (then MPI does it); one on the device and one on the
-  /// host is an error.
+  /// host is an error. Every call passes here first, so it also closes the flight records of completed
+  /// operations (the host-memory bookkeeping at a step's end closes the step's NCCL records).
   template <class A, class B>
   bool on_host(const A* a, const B* b) const {
+    ops_->poll();
     const bool da = detail::on_device(a), db = detail::on_device(b);
     check(!(a && b) || da == db, "tessera: nccl_comm (", label_, "): one buffer in device memory, the other in host memory");
     return (a || b) && !da && !db;
