@@ -1,8 +1,8 @@
 // The trainer on cuda_system: the host trainer's code (chunk, parameter store, ZeRO state, executor) with
 // the system as a type — device buffers, the CUDA operators, host mirrors for the loss, the logits and
 // checkpoints — trains a small GPT (fp32) and LLaMA (bf16) on one GPU as it trains them on the host: the
-// same losses and gradient norms up to the operators' rounding (the GPU sums in other orders; the
-// embedding gradient's atomics are not even deterministic). Then several ranks on the GPU(s): every layout
+// same losses and gradient norms up to the operators' rounding (the GPU sums in other orders: GEMMs,
+// reductions). Then several ranks on the GPU(s): every layout
 // of tests/support/staged_layouts.hpp through the staged communicator against the host trainer on MPI,
 // and — when every rank of a node has a GPU of its own — through NCCL (as `--comm nccl` does). Skipped
 // without a CUDA device.

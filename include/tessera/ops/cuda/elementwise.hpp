@@ -5,9 +5,8 @@
 // The per-element bodies are the shared functors of ops/elementwise.hpp, run by
 // cuda_system::for_each_index (thrust::for_each), so the GPU does exactly the host's arithmetic. Two
 // operators have their own kernels because their memory walk differs from the host's:
-//   embedding_backward           one thread per (token, column), atomicAdd into the fp32 gradient rows.
-//                                Rows of repeated tokens are summed in an unspecified order, so this one
-//                                is NOT bitwise deterministic (it matches the host to fp32 rounding).
+//   embedding_backward           positions sorted by token (CUB, stable), each token's rows added in position
+//                                order: no atomics, deterministic, the host's bits.
 //   position_embedding_backward  one thread per (position, column) summing over the batch in order:
 //                                deterministic.
 // Gradients (grad_t<T>) are acc_t<T>: fp32 for fp32 and bf16 models.
@@ -15,10 +14,13 @@
 #if !defined(__CUDACC__)
 #error "tessera/ops/cuda/elementwise.hpp needs a CUDA compiler (nvcc); the host operators are tessera/ops/host/elementwise.hpp"
 #endif
+#include <cub/device/device_radix_sort.cuh>
 #include <thrust/functional.h>
+#include <thrust/sequence.h>
 #include <thrust/transform_reduce.h>
 
 #include <cstdint>
+#include <limits>
 
 #include "tessera/core/cuda_system.hpp"
 #include "tessera/ops/cuda/common.hpp"
@@ -73,15 +75,23 @@ void rope_backward(cuda_system, T* dx, i64 rows, i64 T_len, i64 H, i64 D, i64 ld
 
 // ---- embeddings ----------------------------------------------------------------------------------------
 namespace cuda_detail {
+/// One thread per (position p of the tokens sorted stably, column c); the thread at the start of each
+/// token's run adds the run's rows into dwte in the order of the original positions — the host's order.
 template <class T>
-__global__ void embedding_backward_kernel(const std::int32_t* __restrict__ tokens, i64 N, const T* __restrict__ dout,
+__global__ void embedding_backward_kernel(const std::int32_t* __restrict__ sorted_tokens,
+                                          const std::int32_t* __restrict__ positions, i64 N, const T* __restrict__ dout,
                                           i64 V_local, i64 v0, i64 C, float* __restrict__ dwte) {
   const i64 total = N * C;
   for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<i64>(gridDim.x) * blockDim.x) {
-    const i64 n = i / C, c = i - n * C;
-    const i64 r = static_cast<i64>(tokens[n]) - v0;
-    if (r >= 0 && r < V_local) atomicAdd(dwte + r * C + c, load(dout[i]));
+    const i64 p = i / C, c = i - p * C;
+    const std::int32_t token = sorted_tokens[p];
+    if (p > 0 && sorted_tokens[p - 1] == token) continue;  // not the first of its run
+    const i64 r = static_cast<i64>(token) - v0;
+    if (r < 0 || r >= V_local) continue;
+    float acc = dwte[r * C + c];
+    for (i64 q = p; q < N && sorted_tokens[q] == token; ++q) acc += load(dout[static_cast<i64>(positions[q]) * C + c]);
+    dwte[r * C + c] = acc;
   }
 }
 template <class T>
@@ -105,16 +115,31 @@ void embedding_forward(cuda_system, const std::int32_t* tokens, i64 N, const T* 
   const trace::device_span traced_("embedding fwd");
   cuda_system::for_each_index(N * C, kernels::embedding_forward<T>{tokens, wte, out, C, v0, V_local});
 }
-/// dwte[tokens[n] − v0] += dout[n] for this rank's rows (atomicAdd: summation order of repeated tokens is
-/// unspecified). dwte is grad_t<T> (fp32).
+/// dwte[tokens[n] − v0] += dout[n] for this rank's rows, deterministically and in the host's order: the
+/// positions are sorted by token (CUB's radix sort, which is stable, in the operator's scratch: no
+/// allocation), then each token's rows are added in position order — no atomics, so the result is the
+/// host operator's, bit for bit in fp32. dwte is grad_t<T> (fp32).
 template <class T>
 void embedding_backward(cuda_system, const std::int32_t* tokens, i64 N, const T* dout, i64 V_local, i64 v0, i64 C,
                         acc_t<T>* dwte) {
   const trace::device_span traced_("embedding bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "embedding_backward (CUDA): fp32 or bf16");
   if (N * C <= 0) return;
+  check(N <= std::numeric_limits<int>::max(), "embedding_backward (CUDA): ", N, " tokens exceed CUB's int count");
+  const int n = static_cast<int>(N);
+  auto* sorted = cuda_detail::device_scratch<std::int32_t>(N, 0);
+  auto* order = cuda_detail::device_scratch<std::int32_t>(N, 1);
+  auto* positions = cuda_detail::device_scratch<std::int32_t>(N, 2);
+  const cudaStream_t s = cuda_system::stream();
+  thrust::sequence(thrust::cuda::par.on(s), order, order + n);
+  std::size_t temp_bytes = 0;
+  cuda_check(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, tokens, sorted, order, positions, n, 0, 32, s),
+             "cub::DeviceRadixSort::SortPairs (size)");
+  void* temp = cuda_detail::device_scratch<unsigned char>(static_cast<i64>(temp_bytes), 3);
+  cuda_check(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted, order, positions, n, 0, 32, s),
+             "cub::DeviceRadixSort::SortPairs (embedding backward)");
   cuda_detail::launch("embedding_backward_kernel", cuda_detail::embedding_backward_kernel<T>,
-                      cuda_detail::grid_for(N * C, 256), 256, tokens, N, dout, V_local, v0, C, dwte);
+                      cuda_detail::grid_for(N * C, 256), 256, sorted, positions, N, dout, V_local, v0, C, dwte);
 }
 /// x[b, t] += wpe[t + pos0] over rows n = b·T_len + t.
 template <class T>
