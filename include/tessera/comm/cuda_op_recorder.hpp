@@ -3,9 +3,10 @@
 //
 // begin() opens a flight record (in progress: what a hang report names) and records a timing event on
 // the communication stream before the operation's first work; end() records one after its last. poll()
-// closes, oldest first, every record whose end event has completed, with the device's duration (so the
-// step line's comm_ms is the time the stream spent on them). While --trace records with the CUDA
-// timeline, each operation is also a span on the device's communication-stream track.
+// (the communicator's, at every call) closes, oldest first, every record whose end event has completed,
+// with the device's duration (so the step line's comm_ms is the time the stream spent on them). While
+// --trace records with the CUDA timeline, each operation is also a span on the device's
+// communication-stream track.
 #pragma once
 #if !defined(__CUDACC__)
 #error "tessera/comm/cuda_op_recorder.hpp needs a CUDA compiler (nvcc)"
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,7 +39,6 @@ class cuda_op_recorder {
 
   /// An operation on `label` about to be enqueued on `stream` (peer: point-to-point, else -1).
   void begin(cudaStream_t stream, const std::string& label, const char* what, std::size_t bytes, int peer = -1) {
-    poll();
     op o;
     o.seq = flight_recorder::process().begin(label, what, bytes, peer);
     cuda_timeline* t = timeline();
@@ -50,13 +51,12 @@ class cuda_op_recorder {
       o.name = flight_recorder::span_name({.label = label, .op = what, .bytes = bytes, .peer = peer});
     }
     open_ = std::move(o);
-    has_open_ = true;
   }
   /// The operation begun last has all its work enqueued.
   void end() {
-    if (!has_open_) return;
-    has_open_ = false;
-    op o = std::move(open_);
+    if (!open_) return;
+    op o = std::move(*open_);
+    open_.reset();
     o.end = take();
     cuda_check(cudaEventRecord(o.end, o.stream), "cudaEventRecord (flight record)");
     if (o.trace_from >= 0)
@@ -108,8 +108,7 @@ class cuda_op_recorder {
 
   std::deque<op> in_flight_;
   std::vector<cudaEvent_t> free_;
-  op open_;
-  bool has_open_ = false;
+  std::optional<op> open_;  ///< begun, not yet ended
 };
 
 }  // namespace tessera
