@@ -73,10 +73,13 @@ int run(const std::string& name, const std::string& data_file, int batch, int st
   const double tokens = static_cast<double>(batch) * pd.model.seq;
   const double peak = measured_peak_flops();
   const double mfu = ts::flops_per_token(pd.model) * tokens / s / peak;
+  std::string attention;  // which engine the attention operators chose (cuDNN, or tessera's kernel and why)
+  for (const auto& c : ts::engine_choice::process().choices())
+    if (c.op.rfind("attention", 0) == 0) attention += (attention.empty() ? "" : "; ") + c.op + ": " + c.engine;
   std::printf("{\"system\":\"tessera\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,\"params\":%lld,\"tokens_per_s\":%.1f,"
-              "\"step_ms\":%.3f,\"mfu\":%.4f,\"peak_tflops\":%.1f,\"loss\":%.4f}\n",
+              "\"step_ms\":%.3f,\"mfu\":%.4f,\"peak_tflops\":%.1f,\"loss\":%.4f,\"attention\":%s}\n",
               name.c_str(), batch, pd.model.seq, static_cast<long long>(pd.model.num_params()), tokens / s, 1e3 * s, mfu,
-              peak / 1e12, loss);
+              peak / 1e12, loss, nlohmann::json(attention).dump().c_str());
   return 0;
 }
 

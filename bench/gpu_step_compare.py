@@ -70,6 +70,10 @@ for model, runs in results.items():
                       "tessera_mfu": mfu["tessera"], "pytorch_mfu": mfu["pytorch"], "runs": runs, "errors": errors}
     for e in errors:
         rows.append(f"|  {model}: error | {e.splitlines()[-1] if e else ''} | | | | | |")
+    attention = next((r.get("attention") for r in ok["tessera"] if r.get("attention")), None)
+    if attention:  # which attention engine tessera ran (cuDNN, or its own kernel and why)
+        summary[model]["tessera_attention"] = attention
+        rows.append(f"|  {model}: tessera attention | {attention} | | | | | |")
 print("\n".join(rows))
 if a.json:
     with open(a.json, "w") as f:

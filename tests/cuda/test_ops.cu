@@ -163,6 +163,36 @@ TEST_CASE_TEMPLATE("cuda ops: linear forward and backward", T, float, bf16) {
       }
 }
 
+// The MLP's first layer and GELU fused into cuBLASLt's epilogues (GELU_AUX_BIAS forward, DGELU backward)
+// against the host's composition; out (in) not a multiple of 8 takes the composed path on the device too.
+TEST_CASE_TEMPLATE("cuda ops: linear + GELU through cuBLASLt epilogues", T, float, bf16) {
+  struct shape { i64 N, in, out; };
+  for (const shape s : {shape{64, 64, 256}, shape{37, 48, 96}, shape{16, 32, 36}})
+    for (const bool with_bias : {true, false}) {
+      const std::string name = "linear+gelu " + shape_name({s.N, s.in, s.out}) + (with_bias ? " +b" : "");
+      const auto x = random_vec<T>(s.N * s.in, 21, -2.0f, 2.0f), W = random_vec<T>(s.out * s.in, 22),
+                 b = random_vec<T>(s.out, 23);
+      std::vector<T> up(s.N * s.out), act(s.N * s.out);
+      ops::linear_gelu_forward(hs, x.data(), W.data(), with_bias ? b.data() : nullptr, s.N, s.in, s.out, up.data(),
+                               act.data());
+      auto d_x = dev(x), d_W = dev(W), d_b = dev(b);
+      thrust::device_vector<T> d_up(s.N * s.out), d_act(s.N * s.out);
+      ops::linear_gelu_forward(cs, ptr(d_x), ptr(d_W), with_bias ? ptr(d_b) : nullptr, s.N, s.in, s.out, ptr(d_up),
+                               ptr(d_act));
+      check_close(name + " up (pre-activation)", d_up, up, tol_T<T>(1e-4));
+      check_close(name + " act", d_act, act, tol_T<T>(1e-4));
+      // backward of the next layer [N×out] → [N×in2] through the GELU: d_up = (dy·W2) ⊙ gelu'(up)
+      const i64 in2 = 40;
+      const auto dy = random_vec<T>(s.N * in2, 24), W2 = random_vec<T>(in2 * s.out, 25);
+      std::vector<T> d_up_h(s.N * s.out);
+      ops::linear_dgelu_backward(hs, dy.data(), W2.data(), up.data(), s.N, s.out, in2, d_up_h.data());
+      auto d_dy = dev(dy), d_W2 = dev(W2), h_up = dev(up);
+      thrust::device_vector<T> d_up_d(s.N * s.out);
+      ops::linear_dgelu_backward(cs, ptr(d_dy), ptr(d_W2), ptr(h_up), s.N, s.out, in2, ptr(d_up_d));
+      check_close(name + " d_up", d_up_d, d_up_h, tol_T<T>(1e-4));
+    }
+}
+
 // ---- element-wise ------------------------------------------------------------------------------------------
 TEST_CASE_TEMPLATE("cuda ops: gelu, swiglu, add", T, float, bf16) {
   const i64 n = 1031;
@@ -440,6 +470,59 @@ TEST_CASE_TEMPLATE("cuda ops: causal GQA flash attention forward and backward", 
     attention_case<64, T>(1, 1, 4, 1, fused);    // one token, MQA
     attention_case<128, T>(1, 70, 4, 2, fused);
   }
+}
+
+// bf16 attention through cuDNN's fused flash attention (libtessera_cudnn_sdpa.so) against tessera's kernel on
+// the same inputs: cuDNN must have been chosen for these shapes (a GPU of this project's targets has
+// engines for them), the outputs agree within bf16 tolerance, and cuDNN's backward repeats bit for bit.
+template <int D>
+void cudnn_attention_case(i64 B, i64 Tn, i64 Hq, i64 Hkv) {
+  const std::string name = "cuDNN attention D=" + std::to_string(D) + " " + shape_name({B, Tn, Hq, Hkv});
+  const i64 rows = B * Tn, ld = (Hq + 2 * Hkv) * D, ld_o = Hq * D;
+  ops::attention_shape sh{B, Tn, Hq, Hkv, ld, ld, ld, ld_o};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  auto qkv = dev(random_vec<bf16>(rows * ld, 81, -2.0f, 2.0f));
+  const bf16* q = ptr(qkv);
+  const bf16* k = q + Hq * D;
+  const bf16* v = q + (Hq + Hkv) * D;
+  using engine = ops::attention_engine;
+  thrust::device_vector<bf16> o_dnn(rows * ld_o), o_own(rows * ld_o);
+  thrust::device_vector<float> lse_dnn(B * Hq * Tn), lse_own(B * Hq * Tn);
+  ops::attention_forward<D>(cs, q, k, v, ptr(o_dnn), ptr(lse_dnn), sh, scale, engine::automatic);
+  ops::attention_forward<D>(cs, q, k, v, ptr(o_own), ptr(lse_own), sh, scale, engine::own_kernel);
+  auto choices = [] {
+    std::string all;
+    for (const auto& c : ts::engine_choice::process().choices()) all += c.op + ": " + c.engine + "\n";
+    return all;
+  };
+  INFO("engine choices so far:\n" << choices());
+  REQUIRE(choices().find("attention forward: cuDNN fused flash attention") != std::string::npos);
+  check_close(name + " o", o_dnn, back(o_own), 2e-2);
+  check_close(name + " lse", lse_dnn, back(lse_own), 1e-3);
+
+  auto dout = dev(random_vec<bf16>(rows * ld_o, 82));
+  thrust::device_vector<bf16> g_dnn(rows * ld), g_again(rows * ld), g_own(rows * ld);
+  auto grads = [&](thrust::device_vector<bf16>& g, engine e) {
+    bf16* dq = ptr(g);
+    ops::attention_backward<D>(cs, ptr(dout), q, k, v, ptr(o_own), ptr(lse_own), sh, scale, dq, dq + Hq * D,
+                               dq + (Hq + Hkv) * D, e);
+  };
+  grads(g_dnn, engine::automatic);
+  grads(g_again, engine::automatic);
+  grads(g_own, engine::own_kernel);
+  REQUIRE(choices().find("attention backward: cuDNN fused flash attention") != std::string::npos);
+  check_close(name + " dqkv", g_dnn, back(g_own), 2e-2);
+  check_close(name + " dqkv, deterministic rerun", g_again, back(g_dnn), 0.0);
+}
+
+TEST_CASE("cuda ops: bf16 attention on cuDNN's fused flash attention agrees with tessera's kernel") {
+  const auto& lib = ops::cudnn_sdpa::process();
+  INFO(lib.why);
+  REQUIRE(lib.ok);
+  MESSAGE("cuDNN attention library: " << lib.path << " (" << lib.version << ")");
+  cudnn_attention_case<64>(2, 256, 4, 2);
+  cudnn_attention_case<128>(1, 200, 8, 8);
+  cudnn_attention_case<32>(2, 32, 4, 2);  // the test models' heads
 }
 
 // ---- cross-entropy -----------------------------------------------------------------------------------------

@@ -301,12 +301,13 @@ class chunk {
     norm_forward(s.norm2_w, s.norm2_b, c.x_mid.data(), c.h2.data(), c.mean2, c.rstd2, Rl);
     const T* g2 = gather_rows(c.h2, c.g2);
     resize(c.up, R * d_.up_cols);
-    ops::linear_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.up_cols, c.up.data());
     resize(c.act, R * d_.ffn);
-    if (m_.mlp == mlp::swiglu)
+    if (m_.mlp == mlp::swiglu) {
+      ops::linear_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.up_cols, c.up.data());
       ops::swiglu_forward(System{}, c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols, c.act.data());
-    else
-      ops::gelu_forward(System{}, c.up.data(), R * d_.ffn, c.act.data());
+    } else {  // up_cols = ffn; on CUDA one GEMM with cuBLASLt's GELU epilogue
+      ops::linear_gelu_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.ffn, c.up.data(), c.act.data());
+    }
     ops::linear_forward(System{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.ffn, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
@@ -355,21 +356,22 @@ class chunk {
     const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     // MLP down (row-parallel): the output gradient, all rows.
     copy_gathered(dy, c.d_down);
-    tbuf d_act;
-    resize(d_act, R * d_.ffn);
-    ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, d_act.data(),
-                         static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+    resize(c.d_up, R * d_.up_cols);
+    if (m_.mlp == mlp::swiglu) {
+      tbuf d_act;
+      resize(d_act, R * d_.ffn);
+      ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, d_act.data(),
+                           static_cast<G*>(nullptr), static_cast<G*>(nullptr));
+      ops::swiglu_backward(System{}, d_act.data(), c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols,
+                           c.d_up.data(), c.d_up.data() + d_.ffn);
+    } else {  // on CUDA one GEMM with cuBLASLt's DGELU epilogue
+      ops::linear_dgelu_backward(System{}, c.d_down.data(), W(s.down_w), c.up.data(), R, d_.ffn, C, c.d_up.data());
+    }
     weight_grad(split, deferred, [this, &c, s, R, C] {
       ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, static_cast<T*>(nullptr),
                            dW(s.down_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_down, s.down_b);
     });
-    resize(c.d_up, R * d_.up_cols);
-    if (m_.mlp == mlp::swiglu)
-      ops::swiglu_backward(System{}, d_act.data(), c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols, c.d_up.data(),
-                           c.d_up.data() + d_.ffn);
-    else
-      ops::gelu_backward(System{}, d_act.data(), c.up.data(), R * d_.ffn, c.d_up.data());
     resize(tmp_R_, R * C);
     ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
                          tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));

@@ -8,6 +8,7 @@
 #include "tessera/ops/cuda/attention.hpp"
 #include "tessera/ops/cuda/blas.hpp"
 #include "tessera/ops/cuda/common.hpp"
+#include "tessera/ops/cuda/cudnn_attention.hpp"
 #include "tessera/ops/cuda/cross_entropy.hpp"
 #include "tessera/ops/cuda/elementwise.hpp"
 #include "tessera/ops/cuda/linear.hpp"

@@ -26,6 +26,7 @@
 #include "tessera/comm/consensus.hpp"
 #include "tessera/comm/flight_recorder.hpp"
 #include "tessera/comm/mesh_comms.hpp"
+#include "tessera/core/engine_choice.hpp"
 #include "tessera/core/rss.hpp"
 #include "tessera/ops/host/blas.hpp"
 #include "tessera/ops/host/gemm_bench.hpp"
@@ -282,6 +283,7 @@ class training_run {
       rep.comm_ms = slow.comm_mean_s < 0 ? -1 : 1e3 * slow.comm_mean_s;
       rep.comm_wait_ms = 1e3 * slow.wait_mean_s;
       rep.comm_wait_max_ms = 1e3 * slow.wait_max_s;
+      report_engine_choices(k);
       log_->emit(rep.json());
       if (rank_ == 0 && !o_.quiet && (k % o_.log_every == 0 || k + 1 == k_end)) {
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -294,6 +296,19 @@ class training_run {
       prof::enabled() = false;
       if (rank_ == 0) log_->emit(profile_report(profiled, profiled_ms / profiled, true));
     }
+  }
+
+  /// The operators' run-time engine choices made during step k that were not reported before (rank 0's: every
+  /// rank runs the same shapes): a note each, and one JSON event {"event": "engines", "step", "choices"}.
+  void report_engine_choices(int k) {
+    const std::vector<engine_choice::choice> fresh = engine_choice::process().take_new();
+    if (fresh.empty()) return;
+    nlohmann::json list = nlohmann::json::array();
+    for (const engine_choice::choice& c : fresh) {
+      log_->note("tessera: %s: %s\n", c.op.c_str(), c.engine.c_str());
+      list.push_back({{"op", c.op}, {"engine", c.engine}});
+    }
+    log_->emit({{"event", "engines"}, {"step", k}, {"choices", list}});
   }
 
   /// --trace: the last step of the run (warm when it is not the first) is recorded on every rank.

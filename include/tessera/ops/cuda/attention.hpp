@@ -1,5 +1,7 @@
 // tessera/ops/cuda/attention.hpp — fused causal grouped-query flash attention on CUDA, forward and
-// backward (FlashAttention-2 style), fp32 arithmetic on CUDA cores for fp32 and bf16 storage.
+// backward. bf16 runs on cuDNN's fused flash attention (tensor cores) where cuDNN has an engine for the
+// shape (ops/cuda/cudnn_attention.hpp); fp32, and shapes cuDNN refuses, run the kernels below
+// (FlashAttention-2 style, fp32 arithmetic on CUDA cores). Which ran is recorded for the log.
 //
 // Layout and semantics are the host's (ops/host/attention.hpp, shape in ops/attention_shape.hpp): token row
 // n = b·T + t, query head h at q[n·ld_q + h·D …], kv head g = h / (Hq/Hkv) at k[n·ld_k + g·D …], lse saved
@@ -35,6 +37,7 @@
 #include "tessera/core/error.hpp"
 #include "tessera/ops/attention_shape.hpp"
 #include "tessera/ops/cuda/common.hpp"
+#include "tessera/ops/cuda/cudnn_attention.hpp"
 #include "tessera/ops/math.hpp"
 
 namespace tessera::ops {
@@ -395,16 +398,22 @@ template <int D> struct attention_tiles {
   static constexpr int Bc = D <= 64 ? 64 : 32;
 };
 
+/// Which implementation attention runs: cuDNN's where it can (bf16, a shape cuDNN has an engine for, the
+/// library loaded) and tessera's kernel elsewhere, or tessera's kernel always (tests, benchmarks).
+enum class attention_engine { automatic, own_kernel };
+
 /// o = softmax(q·kᵀ·scale + causal mask)·v per head; lse (device, fp32) saved for the backward.
 template <int D, class T, int Br = attention_tiles<D>::Br, int Bc = attention_tiles<D>::Bc>
 void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, acc_t<T>* lse, attention_shape sh,
-                       acc_t<T> scale) {
+                       acc_t<T> scale, attention_engine engine = attention_engine::automatic) {
   const trace::device_span traced_("attention fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "attention (CUDA): fp32 or bf16");
   cuda_detail::attention_static_checks<D, Br, Bc>();
   sh = attention_detail::packed(sh, D);
   attention_detail::check_attention(sh, D);
   if (sh.B == 0 || sh.T == 0 || sh.Hq == 0) return;
+  if (engine == attention_engine::automatic && cuda_detail::cudnn_attention_forward(sh, D, q, k, v, o, lse, scale))
+    return;
   const i64 tiles = cuda_detail::ceil_div(sh.T, Br);
   cuda_detail::check_attention_launch(sh, tiles);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(sh.B * sh.Hq));
@@ -417,13 +426,17 @@ void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, ac
 /// Uses scratch slot 1 for D = rowsum(dO ∘ O) (B·Hq·T floats).
 template <int D, class T, int Br = attention_tiles<D>::Br, int Bc = attention_tiles<D>::Bc>
 void attention_backward(cuda_system, const T* dout, const T* q, const T* k, const T* v, const T* o,
-                        const acc_t<T>* lse, attention_shape sh, acc_t<T> scale, T* dq, T* dk, T* dv) {
+                        const acc_t<T>* lse, attention_shape sh, acc_t<T> scale, T* dq, T* dk, T* dv,
+                        attention_engine engine = attention_engine::automatic) {
   const trace::device_span traced_("attention bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "attention (CUDA): fp32 or bf16");
   cuda_detail::attention_static_checks<D, Br, Bc>();
   sh = attention_detail::packed(sh, D);
   attention_detail::check_attention(sh, D);
   if (sh.B == 0 || sh.T == 0 || sh.Hq == 0) return;
+  if (engine == attention_engine::automatic &&
+      cuda_detail::cudnn_attention_backward(sh, D, dout, q, k, v, o, lse, scale, dq, dk, dv))
+    return;
   const i64 q_tiles = cuda_detail::ceil_div(sh.T, Br), k_tiles = cuda_detail::ceil_div(sh.T, Bc);
   cuda_detail::check_attention_launch(sh, std::max(q_tiles, k_tiles));
   const int Hq = static_cast<int>(sh.Hq), Hkv = static_cast<int>(sh.Hkv), rep = Hq / Hkv;

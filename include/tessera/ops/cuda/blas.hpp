@@ -116,13 +116,46 @@ void set_pref(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t
   lt_check(cublasLtMatmulPreferenceSetAttribute(p, what, &v, sizeof(v)), name);
 }
 
-/// C[m×n] (row-major, ldc; also the output) = alpha·op(A)·op(B) + beta·C, plus bias[n] broadcast over rows
-/// when bias is non-null (cuBLASLt's BIAS epilogue; bias has C's element type). Returns false — having
-/// done nothing — only when bias is given and cuBLASLt has no algorithm for that epilogue; the caller then
-/// adds the bias itself. Without bias, no algorithm is an error.
+/// What cuBLASLt does to the product before it is stored (its epilogue), with its operands (C's element type).
+///   none   C = αAB + βC
+///   bias   C = αAB + βC + bias[n] broadcast over rows
+///   gelu   C = gelu(AB + bias) (tanh form; bias may be null), aux[m×n] = AB + bias   (GELU_AUX[_BIAS])
+///   dgelu  C = AB ⊙ gelu′(aux)                                                       (DGELU)
+/// aux is row-major with leading dimension aux_ld (a multiple of 8).
+struct lt_epilogue {
+  enum kind_t { none, bias, gelu, dgelu } kind = none;
+  const void* bias_ptr = nullptr;
+  void* aux = nullptr;
+  i64 aux_ld = 0;
+  cublasLtEpilogue_t code() const {
+    switch (kind) {
+      case bias: return CUBLASLT_EPILOGUE_BIAS;
+      case gelu: return bias_ptr ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+      case dgelu: return CUBLASLT_EPILOGUE_DGELU;
+      default: return CUBLASLT_EPILOGUE_DEFAULT;
+    }
+  }
+};
+
+/// Sets the epilogue and its operands on a matmul descriptor.
+inline void set_epilogue(cublasLtMatmulDesc_t op, const lt_epilogue& e) {
+  if (e.kind == lt_epilogue::none) return;
+  const cublasLtEpilogue_t code = e.code();
+  set_attr(op, CUBLASLT_MATMUL_DESC_EPILOGUE, code, "set EPILOGUE");
+  if (e.bias_ptr) set_attr(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, e.bias_ptr, "set BIAS_POINTER");
+  if (e.aux) {
+    set_attr(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, e.aux, "set EPILOGUE_AUX_POINTER");
+    const std::int64_t ld = e.aux_ld;
+    set_attr(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, ld, "set EPILOGUE_AUX_LD");
+  }
+}
+
+/// C[m×n] (row-major, ldc; also the output) = alpha·op(A)·op(B) + beta·C, then the epilogue `e`. Returns
+/// false — having done nothing — only when an epilogue is asked for and cuBLASLt has no algorithm for it;
+/// the caller then does the epilogue's work itself. Without an epilogue, no algorithm is an error.
 template <class TA, class TC>
 bool lt_gemm(host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, const TA* a, i64 lda, const TA* b,
-             i64 ldb, float beta, TC* c, i64 ldc, const TC* bias) {
+             i64 ldb, float beta, TC* c, i64 ldc, const lt_epilogue& e = {}) {
   static_assert(is_device_storage_v<TA> && is_device_storage_v<TC>, "cuBLASLt GEMM: fp32 or bf16 only");
   static_assert(!(std::is_same_v<TA, float> && std::is_same_v<TC, bf16>),
                 "cuBLASLt GEMM: fp32 inputs take an fp32 output");
@@ -142,12 +175,7 @@ bool lt_gemm(host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, c
   const cublasOperation_t op_a = trb ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = tra ? CUBLAS_OP_T : CUBLAS_OP_N;
   set_attr(d.op, CUBLASLT_MATMUL_DESC_TRANSA, op_a, "set TRANSA");
   set_attr(d.op, CUBLASLT_MATMUL_DESC_TRANSB, op_b, "set TRANSB");
-  if (bias) {
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    set_attr(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, epi, "set EPILOGUE");
-    const void* bp = bias;
-    set_attr(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bp, "set BIAS_POINTER");
-  }
+  set_epilogue(d.op, e);
   lt_check(cublasLtMatrixLayoutCreate(&d.a, in_t, static_cast<std::uint64_t>(a_rows), static_cast<std::uint64_t>(a_cols), ldb),
            "cublasLtMatrixLayoutCreate (A)");
   lt_check(cublasLtMatrixLayoutCreate(&d.b, in_t, static_cast<std::uint64_t>(b_rows), static_cast<std::uint64_t>(b_cols), lda),
@@ -156,9 +184,9 @@ bool lt_gemm(host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, c
            "cublasLtMatrixLayoutCreate (C)");
 
   const std::uint32_t al_a = alignment_of(b), al_b = alignment_of(a), al_c = alignment_of(c);
-  const std::uint32_t al_bias = bias ? alignment_of(bias) : 0;
+  const std::uint32_t al_bias = e.bias_ptr ? alignment_of(e.bias_ptr) : 0, al_aux = e.aux ? alignment_of(e.aux) : 0;
   const lt_key key{static_cast<std::int64_t>(in_t), static_cast<std::int64_t>(out_t), tra, trb, m, n, k, lda, ldb,
-                   ldc, al_a, al_b, al_c, al_bias, bias ? 1 : 0, 0};
+                   ldc, al_a, al_b, al_c, al_bias * 512 + al_aux, static_cast<std::int64_t>(e.code()), e.aux_ld};
   auto it = ctx.algos.find(key);
   if (it == ctx.algos.end()) {
     lt_check(cublasLtMatmulPreferenceCreate(&d.pref), "cublasLtMatmulPreferenceCreate");
@@ -173,7 +201,7 @@ bool lt_gemm(host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, c
     const cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(ctx.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &res, &found);
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-      if (bias && (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0)) return false;
+      if (e.kind != lt_epilogue::none && (st == CUBLAS_STATUS_NOT_SUPPORTED || found == 0)) return false;
       if (st != CUBLAS_STATUS_SUCCESS) lt_check(st, "cublasLtMatmulAlgoGetHeuristic");
       throw std::runtime_error(cat("tessera: cuBLASLt has no algorithm for gemm ", dtype_name(dtype_v<TA>), "→",
                                    dtype_name(dtype_v<TC>), " m=", m, " n=", n, " k=", k, " lda=", lda, " ldb=", ldb,
@@ -215,7 +243,7 @@ void gemm(cuda_system, host::trans ta, host::trans tb, i64 m, i64 n, i64 k, floa
                         256, c, m, n, ldc, beta);
     return;
   }
-  cuda_detail::lt_gemm<TA, TC>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nullptr);
+  cuda_detail::lt_gemm<TA, TC>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace tessera::ops

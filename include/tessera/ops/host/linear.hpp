@@ -81,4 +81,21 @@ void linear_backward(host_system, const T* dy, const T* x, const T* W, i64 N, i6
   }
 }
 
+/// act = gelu(up), up = x·Wᵀ + b (both [N×out], written): a linear layer feeding a GELU. The host composes
+/// it (CUDA fuses the GELU into cuBLASLt's epilogue).
+template <class T>
+void linear_gelu_forward(host_system sys, const T* x, const T* W, const T* b, i64 N, i64 in, i64 out, T* up, T* act) {
+  linear_forward(sys, x, W, b, N, in, out, up);
+  gelu_forward(sys, up, N * out, act);
+}
+
+/// d_up = (dy·W) ⊙ gelu′(up): the input gradient of a linear layer [N×in] → [N×out] whose input was a GELU
+/// of `up` [N×in]. dy [N×out], W [out×in]. Composed on the host (CUDA: cuBLASLt's DGELU epilogue).
+template <class T>
+void linear_dgelu_backward(host_system sys, const T* dy, const T* W, const T* up, i64 N, i64 in, i64 out, T* d_up) {
+  linear_backward(sys, dy, static_cast<const T*>(nullptr), W, N, in, out, d_up, static_cast<grad_t<T>*>(nullptr),
+                  static_cast<grad_t<T>*>(nullptr));
+  gelu_backward(sys, d_up, up, N * in, d_up);
+}
+
 }  // namespace tessera::ops
