@@ -62,12 +62,20 @@ std::shared_ptr<fe::graph::Graph> new_graph(int sm_version) {
   return g;
 }
 
+using tensor = std::shared_ptr<fe::graph::Tensor_attributes>;
+struct qkv_tensors {
+  tensor q, k, v;
+};
+/// q, k, v: the inputs of both directions.
+qkv_tensors qkv_inputs(fe::graph::Graph& g, const tessera_sdpa_problem& p) {
+  return {input(g, "Q", Q, dims(p, p.Hq), strides(p, p.ld_q)), input(g, "K", K, dims(p, p.Hkv), strides(p, p.ld_k)),
+          input(g, "V", V, dims(p, p.Hkv), strides(p, p.ld_v))};
+}
+
 /// The forward graph: o and the softmax statistics (lse) from q, k, v.
 std::shared_ptr<fe::graph::Graph> forward_graph(const tessera_sdpa_problem& p, int sm_version) {
   auto g = new_graph(sm_version);
-  auto q = input(*g, "Q", Q, dims(p, p.Hq), strides(p, p.ld_q));
-  auto k = input(*g, "K", K, dims(p, p.Hkv), strides(p, p.ld_k));
-  auto v = input(*g, "V", V, dims(p, p.Hkv), strides(p, p.ld_v));
+  auto [q, k, v] = qkv_inputs(*g, p);
   auto opts = fe::graph::SDPA_attributes().set_name("tessera_sdpa").set_generate_stats(true).set_causal_mask(true)
                   .set_attn_scale(p.scale);
   auto [o, stats] = g->sdpa(q, k, v, opts);
@@ -80,9 +88,7 @@ std::shared_ptr<fe::graph::Graph> forward_graph(const tessera_sdpa_problem& p, i
 /// The backward graph: dq, dk, dv from dO, q, k, v, o and the statistics.
 std::shared_ptr<fe::graph::Graph> backward_graph(const tessera_sdpa_problem& p, int sm_version) {
   auto g = new_graph(sm_version);
-  auto q = input(*g, "Q", Q, dims(p, p.Hq), strides(p, p.ld_q));
-  auto k = input(*g, "K", K, dims(p, p.Hkv), strides(p, p.ld_k));
-  auto v = input(*g, "V", V, dims(p, p.Hkv), strides(p, p.ld_v));
+  auto [q, k, v] = qkv_inputs(*g, p);
   auto o = input(*g, "O", O, dims(p, p.Hq), strides(p, p.ld_o));
   auto dout = input(*g, "dO", DO, dims(p, p.Hq), strides(p, p.ld_o));
   auto stats = g->tensor(fe::graph::Tensor_attributes().set_name("Stats").set_uid(STATS).set_dim(stats_dims(p))

@@ -43,6 +43,14 @@ inline bool cudnn_attention_result(int r, const char* direction, const char* why
   throw std::runtime_error(cat("attention ", direction, " (cuDNN): ", why));
 }
 
+/// The library when it loaded; otherwise null, with tessera's kernel recorded for `direction` and why.
+inline const cudnn_sdpa::library* loaded_library(const char* direction) {
+  const cudnn_sdpa::library& lib = cudnn_sdpa::process();
+  if (lib.ok) return &lib;
+  record_own_kernel(direction, cat("cuDNN attention unavailable (", lib.why, ")"));
+  return nullptr;
+}
+
 /// The forward on cuDNN (o, lse written): true, or false when the caller runs its own kernel.
 /// @pre sh packed (no zero strides) and checked.
 template <class T>
@@ -52,14 +60,11 @@ bool cudnn_attention_forward(const attention_shape& sh, int D, const T* q, const
     record_own_kernel("forward", "fp32 storage (cuDNN's fused attention takes bf16)");
     return false;
   } else {
-    const cudnn_sdpa::library& lib = cudnn_sdpa::process();
-    if (!lib.ok) {
-      record_own_kernel("forward", cat("cuDNN attention unavailable (", lib.why, ")"));
-      return false;
-    }
+    const cudnn_sdpa::library* lib = loaded_library("forward");
+    if (!lib) return false;
     const tessera_sdpa_problem p = cudnn_sdpa::problem(sh, D, scale);
     char why[1024] = {};
-    const int r = lib.forward(&p, q, k, v, o, lse, cuda_system::stream(), why, sizeof why);
+    const int r = lib->forward(&p, q, k, v, o, lse, cuda_system::stream(), why, sizeof why);
     return cudnn_attention_result(r, "forward", why);
   }
 }
@@ -72,14 +77,11 @@ bool cudnn_attention_backward(const attention_shape& sh, int D, const T* dout, c
     record_own_kernel("backward", "fp32 storage (cuDNN's fused attention takes bf16)");
     return false;
   } else {
-    const cudnn_sdpa::library& lib = cudnn_sdpa::process();
-    if (!lib.ok) {
-      record_own_kernel("backward", cat("cuDNN attention unavailable (", lib.why, ")"));
-      return false;
-    }
+    const cudnn_sdpa::library* lib = loaded_library("backward");
+    if (!lib) return false;
     const tessera_sdpa_problem p = cudnn_sdpa::problem(sh, D, scale);
     char why[1024] = {};
-    const int r = lib.backward(&p, dout, q, k, v, o, lse, dq, dk, dv, cuda_system::stream(), why, sizeof why);
+    const int r = lib->backward(&p, dout, q, k, v, o, lse, dq, dk, dv, cuda_system::stream(), why, sizeof why);
     return cudnn_attention_result(r, "backward", why);
   }
 }
