@@ -30,17 +30,19 @@ double measured_peak_flops() {
   a.resize(n * n);
   b.resize(n * n);
   c.resize(n * n);
-  ts::cuda_system::fill(a.data(), n * n, ts::bf16(0.01f));
-  ts::cuda_system::fill(b.data(), n * n, ts::bf16(0.02f));
+  const ts::cuda_system::context ctx;
+  const ts::cuda_system sys = ctx.system();
+  sys.fill(a.data(), n * n, ts::bf16(0.01f));
+  sys.fill(b.data(), n * n, ts::bf16(0.02f));
   cudaEvent_t e0, e1;
   ts::cuda_check(cudaEventCreate(&e0), "cudaEventCreate");
   ts::cuda_check(cudaEventCreate(&e1), "cudaEventCreate");
   float best = 1e30f;
   for (int rep = 0; rep < 13; ++rep) {
-    ts::cuda_check(cudaEventRecord(e0, ts::cuda_system::stream()), "cudaEventRecord");
-    ts::ops::gemm(ts::cuda_system{}, ts::ops::host::trans::no, ts::ops::host::trans::no, n, n, n, 1.0f, a.data(), n,
+    ts::cuda_check(cudaEventRecord(e0, sys.stream()), "cudaEventRecord");
+    ts::ops::gemm(sys, ts::ops::host::trans::no, ts::ops::host::trans::no, n, n, n, 1.0f, a.data(), n,
                   b.data(), n, 0.0f, c.data(), n);
-    ts::cuda_check(cudaEventRecord(e1, ts::cuda_system::stream()), "cudaEventRecord");
+    ts::cuda_check(cudaEventRecord(e1, sys.stream()), "cudaEventRecord");
     ts::cuda_check(cudaEventSynchronize(e1), "cudaEventSynchronize");
     float ms = 0;
     ts::cuda_check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");

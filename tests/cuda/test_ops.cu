@@ -30,7 +30,13 @@ using i64 = std::int64_t;
 namespace {
 
 const ts::host_system hs{};
-const ts::cuda_system cs{};
+/// The operators run on a stream of their own, as in the trainer (not the legacy default stream, which the
+/// test's thrust vectors use: it orders itself with the blocking stream a context creates).
+const ts::cuda_system& cs() {
+  static const ts::cuda_system::context ctx;
+  static const ts::cuda_system s = ctx.system();
+  return s;
+}
 
 // ---- data ----------------------------------------------------------------------------------------------
 template <class T>
@@ -45,7 +51,7 @@ template <class T>
 thrust::device_vector<T> dev(const std::vector<T>& h) { return thrust::device_vector<T>(h.begin(), h.end()); }
 template <class T>
 std::vector<T> back(const thrust::device_vector<T>& d) {
-  ts::cuda_system::synchronize();
+  cs().synchronize();
   ts::cuda_check(cudaGetLastError(), "a test kernel");
   std::vector<T> h(d.size());
   thrust::copy(d.begin(), d.end(), h.begin());
@@ -115,13 +121,13 @@ TEST_CASE_TEMPLATE("cuda ops: cuBLASLt gemm matches host::gemm (row-major, every
         ops::host::gemm(ta, tb, s.m, s.n, s.k, 0.5f, a.data(), lda, b.data(), ldb, 0.25f, want.data(), ldc);
         auto da = dev(a), db = dev(b);
         auto dc = dev(c0);
-        ops::gemm(cs, ta, tb, s.m, s.n, s.k, 0.5f, ptr(da), lda, ptr(db), ldb, 0.25f, ptr(dc), ldc);
+        ops::gemm(cs(), ta, tb, s.m, s.n, s.k, 0.5f, ptr(da), lda, ptr(db), ldb, 0.25f, ptr(dc), ldc);
         check_close(name + " → fp32", dc, want, 1e-4);
         if constexpr (std::is_same_v<T, bf16>) {  // bf16 output, β = 0
           std::vector<float> want0(static_cast<std::size_t>(s.m * ldc), 0.0f);
           ops::host::gemm(ta, tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, want0.data(), ldc);
           thrust::device_vector<bf16> dc16(static_cast<std::size_t>(s.m * ldc), bf16(0.0f));
-          ops::gemm(cs, ta, tb, s.m, s.n, s.k, 1.0f, ptr(da), lda, ptr(db), ldb, 0.0f, ptr(dc16), ldc);
+          ops::gemm(cs(), ta, tb, s.m, s.n, s.k, 1.0f, ptr(da), lda, ptr(db), ldb, 0.0f, ptr(dc16), ldc);
           check_close(name + " → bf16", dc16, want0, 2e-2);
         }
       }
@@ -143,7 +149,7 @@ TEST_CASE_TEMPLATE("cuda ops: linear forward and backward", T, float, bf16) {
         ops::linear_forward(hs, x.data(), W.data(), with_bias ? b.data() : nullptr, s.N, s.in, s.out, y.data(),
                             accumulate);
         auto dy_out = dev(y0);
-        ops::linear_forward(cs, ptr(dx_), ptr(dW_), with_bias ? ptr(db_) : nullptr, s.N, s.in, s.out, ptr(dy_out),
+        ops::linear_forward(cs(), ptr(dx_), ptr(dW_), with_bias ? ptr(db_) : nullptr, s.N, s.in, s.out, ptr(dy_out),
                             accumulate);
         check_close(name + " y", dy_out, y, tol_T<T>(1e-4));
         // backward
@@ -155,7 +161,7 @@ TEST_CASE_TEMPLATE("cuda ops: linear forward and backward", T, float, bf16) {
                              with_bias ? gb.data() : nullptr, accumulate);
         auto d_dy = dev(dy), d_gx = dev(gx0);
         auto d_gW = dev(gW0), d_gb = dev(gb0);
-        ops::linear_backward(cs, ptr(d_dy), ptr(dx_), ptr(dW_), s.N, s.in, s.out, ptr(d_gx), ptr(d_gW),
+        ops::linear_backward(cs(), ptr(d_dy), ptr(dx_), ptr(dW_), s.N, s.in, s.out, ptr(d_gx), ptr(d_gW),
                              with_bias ? ptr(d_gb) : nullptr, accumulate);
         check_close(name + " dx", d_gx, gx, tol_T<T>(1e-4));
         check_close(name + " dW", d_gW, gW, 1e-4);
@@ -177,7 +183,7 @@ TEST_CASE_TEMPLATE("cuda ops: linear + GELU through cuBLASLt epilogues", T, floa
                                act.data());
       auto d_x = dev(x), d_W = dev(W), d_b = dev(b);
       thrust::device_vector<T> d_up(s.N * s.out), d_act(s.N * s.out);
-      ops::linear_gelu_forward(cs, ptr(d_x), ptr(d_W), with_bias ? ptr(d_b) : nullptr, s.N, s.in, s.out, ptr(d_up),
+      ops::linear_gelu_forward(cs(), ptr(d_x), ptr(d_W), with_bias ? ptr(d_b) : nullptr, s.N, s.in, s.out, ptr(d_up),
                                ptr(d_act));
       check_close(name + " up (pre-activation)", d_up, up, tol_T<T>(1e-4));
       check_close(name + " act", d_act, act, tol_T<T>(1e-4));
@@ -188,7 +194,7 @@ TEST_CASE_TEMPLATE("cuda ops: linear + GELU through cuBLASLt epilogues", T, floa
       ops::linear_dgelu_backward(hs, dy.data(), W2.data(), up.data(), s.N, s.out, in2, d_up_h.data());
       auto d_dy = dev(dy), d_W2 = dev(W2), h_up = dev(up);
       thrust::device_vector<T> d_up_d(s.N * s.out);
-      ops::linear_dgelu_backward(cs, ptr(d_dy), ptr(d_W2), ptr(h_up), s.N, s.out, in2, ptr(d_up_d));
+      ops::linear_dgelu_backward(cs(), ptr(d_dy), ptr(d_W2), ptr(h_up), s.N, s.out, in2, ptr(d_up_d));
       check_close(name + " d_up", d_up_d, d_up_h, tol_T<T>(1e-4));
     }
 }
@@ -202,18 +208,18 @@ TEST_CASE_TEMPLATE("cuda ops: gelu, swiglu, add", T, float, bf16) {
     std::vector<T> y(n);
     ops::gelu_forward(hs, x.data(), n, y.data());
     thrust::device_vector<T> d(n);
-    ops::gelu_forward(cs, ptr(dx_), n, ptr(d));
+    ops::gelu_forward(cs(), ptr(dx_), n, ptr(d));
     check_close("gelu forward", d, y, tol_T<T>(1e-5));
     std::vector<T> g(n);
     ops::gelu_backward(hs, dy.data(), x.data(), n, g.data());
-    ops::gelu_backward(cs, ptr(ddy), ptr(dx_), n, ptr(d));
+    ops::gelu_backward(cs(), ptr(ddy), ptr(dx_), n, ptr(d));
     check_close("gelu backward", d, g, tol_T<T>(1e-5));
   }
   {
     std::vector<T> y(n);
     ops::add(hs, x.data(), z.data(), n, y.data());
     thrust::device_vector<T> d(n);
-    ops::add(cs, ptr(dx_), ptr(dz), n, ptr(d));
+    ops::add(cs(), ptr(dx_), ptr(dz), n, ptr(d));
     check_close("add", d, y, tol_T<T>(1e-5));
   }
   for (const i64 F : {i64(33), i64(64)}) {
@@ -223,12 +229,12 @@ TEST_CASE_TEMPLATE("cuda ops: gelu, swiglu, add", T, float, bf16) {
     std::vector<T> out(N * F);
     ops::swiglu_forward(hs, gu.data(), gu.data() + F, N, F, ld, out.data());
     thrust::device_vector<T> dout_(N * F);
-    ops::swiglu_forward(cs, ptr(dgu), ptr(dgu) + F, N, F, ld, ptr(dout_));
+    ops::swiglu_forward(cs(), ptr(dgu), ptr(dgu) + F, N, F, ld, ptr(dout_));
     check_close("swiglu forward F=" + std::to_string(F), dout_, out, tol_T<T>(1e-5));
     std::vector<T> g(N * ld, ops::store<T>(0.0f));
     ops::swiglu_backward(hs, dout.data(), gu.data(), gu.data() + F, N, F, ld, g.data(), g.data() + F);
     thrust::device_vector<T> dg(N * ld, ops::store<T>(0.0f));
-    ops::swiglu_backward(cs, ptr(ddout), ptr(dgu), ptr(dgu) + F, N, F, ld, ptr(dg), ptr(dg) + F);
+    ops::swiglu_backward(cs(), ptr(ddout), ptr(dgu), ptr(dgu) + F, N, F, ld, ptr(dg), ptr(dg) + F);
     check_close("swiglu backward F=" + std::to_string(F), dg, g, tol_T<T>(1e-5));
   }
 }
@@ -244,12 +250,12 @@ TEST_CASE_TEMPLATE("cuda ops: rope forward and backward", T, float, bf16) {
     std::vector<T> x = x0;
     ops::rope_forward(hs, x.data(), rows, T_len, H, D, ld, pos0, tab.cos.data(), tab.sin.data());
     auto dx_ = dev(x0);
-    ops::rope_forward(cs, ptr(dx_), rows, T_len, H, D, ld, pos0, cp, sp);
+    ops::rope_forward(cs(), ptr(dx_), rows, T_len, H, D, ld, pos0, cp, sp);
     check_close("rope forward D=" + std::to_string(D), dx_, x, tol_T<T>(1e-5));
     std::vector<T> g = x0;
     ops::rope_backward(hs, g.data(), rows, T_len, H, D, ld, pos0, tab.cos.data(), tab.sin.data());
     auto dg = dev(x0);
-    ops::rope_backward(cs, ptr(dg), rows, T_len, H, D, ld, pos0, cp, sp);
+    ops::rope_backward(cs(), ptr(dg), rows, T_len, H, D, ld, pos0, cp, sp);
     check_close("rope backward D=" + std::to_string(D), dg, g, tol_T<T>(1e-5));
   }
 }
@@ -266,15 +272,15 @@ TEST_CASE_TEMPLATE("cuda ops: token and position embeddings", T, float, bf16) {
   std::vector<T> out(N * C);
   ops::embedding_forward(hs, tokens.data(), N, wte.data(), V_local, v0, C, out.data());
   thrust::device_vector<T> dout_(N * C);
-  ops::embedding_forward(cs, ptr(dtok), N, ptr(dwte), V_local, v0, C, ptr(dout_));
+  ops::embedding_forward(cs(), ptr(dtok), N, ptr(dwte), V_local, v0, C, ptr(dout_));
   check_close("embedding forward", dout_, out, 0.0);
   std::vector<float> gte = gte0;
   ops::embedding_backward(hs, tokens.data(), N, dout.data(), V_local, v0, C, gte.data());
   auto dgte = dev(gte0);
-  ops::embedding_backward(cs, ptr(dtok), N, ptr(ddout), V_local, v0, C, ptr(dgte));
+  ops::embedding_backward(cs(), ptr(dtok), N, ptr(ddout), V_local, v0, C, ptr(dgte));
   check_close("embedding backward (sorted, no atomics: the host's order and bits)", dgte, gte, 0.0);
   auto again = dev(gte0);  // and the same bits on a second run
-  ops::embedding_backward(cs, ptr(dtok), N, ptr(ddout), V_local, v0, C, ptr(again));
+  ops::embedding_backward(cs(), ptr(dtok), N, ptr(ddout), V_local, v0, C, ptr(again));
   check_close("embedding backward, run twice", again, gte, 0.0);
 
   const i64 P = T_len + pos0 + 1;
@@ -284,12 +290,12 @@ TEST_CASE_TEMPLATE("cuda ops: token and position embeddings", T, float, bf16) {
   std::vector<T> x = x0;
   ops::add_position_embedding(hs, wpe.data(), N, T_len, C, pos0, x.data());
   auto dx_ = dev(x0);
-  ops::add_position_embedding(cs, ptr(dwpe), N, T_len, C, pos0, ptr(dx_));
+  ops::add_position_embedding(cs(), ptr(dwpe), N, T_len, C, pos0, ptr(dx_));
   check_close("position embedding forward", dx_, x, tol_T<T>(1e-5));
   std::vector<float> gpe = gpe0;
   ops::position_embedding_backward(hs, dout.data(), N, T_len, C, pos0, gpe.data());
   auto dgpe = dev(gpe0);
-  ops::position_embedding_backward(cs, ptr(ddout), N, T_len, C, pos0, ptr(dgpe));
+  ops::position_embedding_backward(cs(), ptr(ddout), N, T_len, C, pos0, ptr(dgpe));
   check_close("position embedding backward", dgpe, gpe, tol_acc<T>(1e-5));
 }
 
@@ -312,13 +318,56 @@ TEST_CASE_TEMPLATE("cuda ops: fused AdamW step", T, float, bf16) {
       ops::adamw_step(hs, w.data(), with_master ? master.data() : nullptr, g.data(), m.data(), v.data(), n, p, decay);
       auto dw = dev(w0);
       auto dg = dev(g), dm = dev(m0), dv = dev(v0), dmaster = dev(master0);
-      ops::adamw_step(cs, ptr(dw), with_master ? ptr(dmaster) : nullptr, ptr(dg), ptr(dm), ptr(dv), n, p, decay);
+      ops::adamw_step(cs(), ptr(dw), with_master ? ptr(dmaster) : nullptr, ptr(dg), ptr(dm), ptr(dv), n, p, decay);
       const std::string name = std::string("adamw") + (decay ? " decay" : "") + (with_master ? " master" : "");
       check_close(name + " param", dw, w, tol_T<T>(1e-5));
       check_close(name + " m", dm, m, 1e-5);
       check_close(name + " v", dv, v, 1e-5);
       if (with_master) check_close(name + " master", dmaster, master, 1e-5);
     }
+}
+
+TEST_CASE_TEMPLATE("cuda ops: the norm's and the loss's sums stay in device memory", T, float, bf16) {
+  using G = ops::grad_t<T>;
+  for (const i64 n : {i64(0), i64(1), i64(1031), i64(1) << 20}) {
+    const auto g = random_vec<G>(n, 61);
+    const auto loss = random_vec<float>(n, 62, 0.0f, 11.0f);
+    double want_sq = 0, want_loss = 0;
+    ops::sum_of_squares(hs, g.data(), n, &want_sq);
+    ops::sum_in_double(hs, loss.data(), n, &want_loss);
+    auto dg = dev(g);
+    auto dloss = dev(loss);
+    thrust::device_vector<double> out(2, -1.0);
+    ops::sum_of_squares(cs(), ptr(dg), n, ptr(out));
+    ops::sum_in_double(cs(), ptr(dloss), n, ptr(out) + 1);
+    const auto got = back(out);
+    CHECK(got[0] == doctest::Approx(want_sq).epsilon(1e-12));  // another order of the same double sums
+    CHECK(got[1] == doctest::Approx(want_loss).epsilon(1e-12));
+    if (n == 0) CHECK((got[0] == 0.0 && got[1] == 0.0));
+    // the same on a second run (CUB's reduction is deterministic)
+    ops::sum_of_squares(cs(), ptr(dg), n, ptr(out));
+    CHECK(back(out)[0] == got[0]);
+  }
+}
+
+TEST_CASE("cuda ops: operators on two streams (two contexts) give the same bits") {
+  const ts::cuda_system::context a_ctx, b_ctx;
+  const ts::cuda_system a = a_ctx.system(), b = b_ctx.system();
+  CHECK(a.stream() != b.stream());
+  CHECK(a.stream() != cudaStreamLegacy);
+  const i64 n = 512;
+  const auto x = random_vec<float>(n * n, 71);
+  auto dx = dev(x);
+  thrust::device_vector<float> ya(n * n), yb(n * n);
+  // issued back to back, running concurrently: each stream has its own cuBLASLt workspace and scratch
+  ops::gemm(a, ops::host::trans::no, ops::host::trans::no, n, n, n, 1.0f, ptr(dx), n, ptr(dx), n, 0.0f, ptr(ya), n);
+  ops::gemm(b, ops::host::trans::no, ops::host::trans::no, n, n, n, 1.0f, ptr(dx), n, ptr(dx), n, 0.0f, ptr(yb), n);
+  ts::cuda_system::event done;
+  a.record(done);
+  a.synchronize();
+  CHECK(cudaEventQuery(done.e) == cudaSuccess);
+  b.synchronize();
+  CHECK(back(ya) == back(yb));
 }
 
 // ---- norms -------------------------------------------------------------------------------------------------
@@ -340,7 +389,7 @@ TEST_CASE_TEMPLATE("cuda ops: layernorm and rmsnorm forward and backward", T, fl
                                mean.data(), rstd.data());
         thrust::device_vector<T> d_y(s.N * s.C);
         thrust::device_vector<float> d_mean(s.N), d_rstd(s.N);
-        ops::layernorm_forward(cs, ptr(d_x), ptr(d_gamma), with_beta ? ptr(d_beta) : nullptr, s.N, s.C, eps,
+        ops::layernorm_forward(cs(), ptr(d_x), ptr(d_gamma), with_beta ? ptr(d_beta) : nullptr, s.N, s.C, eps,
                                ptr(d_y), ptr(d_mean), ptr(d_rstd));
         check_close(ln + " y", d_y, y, tol_T<T>(1e-5));
         check_close(ln + " mean", d_mean, mean, tol_acc<T>(1e-5));
@@ -353,7 +402,7 @@ TEST_CASE_TEMPLATE("cuda ops: layernorm and rmsnorm forward and backward", T, fl
         auto hmean = dev(mean), hrstd = dev(rstd);
         auto d_dx = dev(dx0);
         auto d_dg = dev(dg0), d_db = dev(db0);
-        ops::layernorm_backward(cs, ptr(d_dy), ptr(d_x), ptr(d_gamma), ptr(hmean), ptr(hrstd), s.N, s.C, ptr(d_dx),
+        ops::layernorm_backward(cs(), ptr(d_dy), ptr(d_x), ptr(d_gamma), ptr(hmean), ptr(hrstd), s.N, s.C, ptr(d_dx),
                                 ptr(d_dg), with_beta ? ptr(d_db) : nullptr, accumulate);
         check_close(ln + " dx", d_dx, dx, tol_T<T>(1e-5));
         check_close(ln + " dgamma", d_dg, dg, tol_acc<T>(1e-5));
@@ -366,7 +415,7 @@ TEST_CASE_TEMPLATE("cuda ops: layernorm and rmsnorm forward and backward", T, fl
         ops::rmsnorm_forward(hs, x.data(), gamma.data(), s.N, s.C, eps, y.data(), rstd.data());
         thrust::device_vector<T> d_y(s.N * s.C);
         thrust::device_vector<float> d_rstd(s.N);
-        ops::rmsnorm_forward(cs, ptr(d_x), ptr(d_gamma), s.N, s.C, eps, ptr(d_y), ptr(d_rstd));
+        ops::rmsnorm_forward(cs(), ptr(d_x), ptr(d_gamma), s.N, s.C, eps, ptr(d_y), ptr(d_rstd));
         check_close(rn + " y", d_y, y, tol_T<T>(1e-5));
         check_close(rn + " rstd", d_rstd, rstd, tol_acc<T>(1e-5));
         std::vector<T> dx = dx0;
@@ -376,7 +425,7 @@ TEST_CASE_TEMPLATE("cuda ops: layernorm and rmsnorm forward and backward", T, fl
         auto hrstd = dev(rstd);
         auto d_dx = dev(dx0);
         auto d_dg = dev(dg0);
-        ops::rmsnorm_backward(cs, ptr(d_dy), ptr(d_x), ptr(d_gamma), ptr(hrstd), s.N, s.C, ptr(d_dx), ptr(d_dg),
+        ops::rmsnorm_backward(cs(), ptr(d_dy), ptr(d_x), ptr(d_gamma), ptr(hrstd), s.N, s.C, ptr(d_dx), ptr(d_dg),
                               accumulate);
         check_close(rn + " dx", d_dx, dx, tol_T<T>(1e-5));
         check_close(rn + " dgamma", d_dg, dg, tol_acc<T>(1e-5));
@@ -392,7 +441,7 @@ TEST_CASE_TEMPLATE("cuda ops: layernorm and rmsnorm forward and backward", T, fl
         auto hrstd = dev(rstd);
         auto d_dx = dev(dy);
         auto d_dg = dev(dg0);
-        ops::rmsnorm_backward(cs, ptr(d_dx), ptr(d_x), ptr(d_gamma), ptr(hrstd), s.N, s.C, ptr(d_dx), ptr(d_dg), false);
+        ops::rmsnorm_backward(cs(), ptr(d_dx), ptr(d_x), ptr(d_gamma), ptr(hrstd), s.N, s.C, ptr(d_dx), ptr(d_dg), false);
         check_close("rmsnorm " + name + " dx aliasing dy", d_dx, dx, tol_T<T>(1e-5));
         check_close("rmsnorm " + name + " dgamma (dx aliasing dy)", d_dg, dg, tol_acc<T>(1e-5));
       }
@@ -433,7 +482,7 @@ void attention_case(i64 B, i64 Tn, i64 Hq, i64 Hkv, bool fused) {
   ops::attention_forward<D>(hs, hq, hk, hv, o.data(), lse.data(), sh, scale);
   thrust::device_vector<T> d_o(rows * ld_o, ops::store<T>(0.0f));
   thrust::device_vector<float> d_lse(B * Hq * Tn);
-  ops::attention_forward<D>(cs, gq, gk, gv, ptr(d_o), ptr(d_lse), sh, scale);
+  ops::attention_forward<D>(cs(), gq, gk, gv, ptr(d_o), ptr(d_lse), sh, scale);
   check_close(name + " o", d_o, o, tol_T<T>(1e-4));
   check_close(name + " lse", d_lse, lse, 1e-4);
 
@@ -452,7 +501,7 @@ void attention_case(i64 B, i64 Tn, i64 Hq, i64 Hkv, bool fused) {
   T* ddq = ptr(g_q);
   T* ddk = fused ? ptr(g_q) + off_k : ptr(g_k);
   T* ddv = fused ? ptr(g_q) + off_v : ptr(g_v);
-  ops::attention_backward<D>(cs, ptr(d_dout), gq, gk, gv, ptr(h_o), ptr(h_lse), sh, scale, ddq, ddk, ddv);
+  ops::attention_backward<D>(cs(), ptr(d_dout), gq, gk, gv, ptr(h_o), ptr(h_lse), sh, scale, ddq, ddk, ddv);
   if (fused) {
     check_close(name + " dqkv", g_q, gq_h, tol_T<T>(1e-4));
   } else {
@@ -488,8 +537,8 @@ void cudnn_attention_case(i64 B, i64 Tn, i64 Hq, i64 Hkv) {
   using engine = ops::attention_engine;
   thrust::device_vector<bf16> o_dnn(rows * ld_o), o_own(rows * ld_o);
   thrust::device_vector<float> lse_dnn(B * Hq * Tn), lse_own(B * Hq * Tn);
-  ops::attention_forward<D>(cs, q, k, v, ptr(o_dnn), ptr(lse_dnn), sh, scale, engine::automatic);
-  ops::attention_forward<D>(cs, q, k, v, ptr(o_own), ptr(lse_own), sh, scale, engine::own_kernel);
+  ops::attention_forward<D>(cs(), q, k, v, ptr(o_dnn), ptr(lse_dnn), sh, scale, engine::automatic);
+  ops::attention_forward<D>(cs(), q, k, v, ptr(o_own), ptr(lse_own), sh, scale, engine::own_kernel);
   auto choices = [] {
     std::string all;
     for (const auto& c : ts::engine_choice::process().choices()) all += c.op + ": " + c.engine + "\n";
@@ -504,7 +553,7 @@ void cudnn_attention_case(i64 B, i64 Tn, i64 Hq, i64 Hkv) {
   thrust::device_vector<bf16> g_dnn(rows * ld), g_again(rows * ld), g_own(rows * ld);
   auto grads = [&](thrust::device_vector<bf16>& g, engine e) {
     bf16* dq = ptr(g);
-    ops::attention_backward<D>(cs, ptr(dout), q, k, v, ptr(o_own), ptr(lse_own), sh, scale, dq, dq + Hq * D,
+    ops::attention_backward<D>(cs(), ptr(dout), q, k, v, ptr(o_own), ptr(lse_own), sh, scale, dq, dq + Hq * D,
                                dq + (Hq + Hkv) * D, e);
   };
   grads(g_dnn, engine::automatic);
@@ -553,7 +602,7 @@ void cross_entropy_local_case(i64 N, i64 V_local, i64 vocab, i64 ld) {
   auto d_logits = dev(logits);
   auto d_targets = dev(targets);
   thrust::device_vector<float> d_lse(N), d_loss(N);
-  ops::cross_entropy_forward(cs, ptr(d_logits), ptr(d_targets), N, vs, ptr(d_lse), ptr(d_loss));
+  ops::cross_entropy_forward(cs(), ptr(d_logits), ptr(d_targets), N, vs, ptr(d_lse), ptr(d_loss));
   check_close(name + " lse", d_lse, lse, tol_acc<T>(1e-5));
   check_close(name + " loss", d_loss, loss, tol_acc<T>(1e-5));
 
@@ -562,9 +611,9 @@ void cross_entropy_local_case(i64 N, i64 V_local, i64 vocab, i64 ld) {
   ops::cross_entropy_backward(hs, logits.data(), targets.data(), lse.data(), N, vs, scale, dlogits.data());
   auto h_lse = dev(lse);
   thrust::device_vector<T> d_dlogits = dev(logits);
-  ops::cross_entropy_backward(cs, ptr(d_logits), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_dlogits));
+  ops::cross_entropy_backward(cs(), ptr(d_logits), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_dlogits));
   check_close(name + " dlogits", d_dlogits, dlogits, tol_T<T>(1e-5));
-  ops::cross_entropy_backward(cs, ptr(d_logits), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_logits));
+  ops::cross_entropy_backward(cs(), ptr(d_logits), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_logits));
   check_close(name + " dlogits (in place over the logits)", d_logits, dlogits, tol_T<T>(1e-5));
 }
 
@@ -588,7 +637,7 @@ void cross_entropy_parallel_case(Comm& comm, int rank, int world, const std::str
   auto d_mine = dev(mine);
   auto d_targets = dev(targets);
   thrust::device_vector<float> d_lse(N), d_loss(N);
-  ops::cross_entropy_forward(cs, ptr(d_mine), ptr(d_targets), N, vs, ptr(d_lse), ptr(d_loss), comm);
+  ops::cross_entropy_forward(cs(), ptr(d_mine), ptr(d_targets), N, vs, ptr(d_lse), ptr(d_loss), comm);
   check_close(name + " lse", d_lse, lse, tol_acc<T>(1e-5));
   check_close(name + " loss", d_loss, loss, tol_acc<T>(1e-5));
 
@@ -600,7 +649,7 @@ void cross_entropy_parallel_case(Comm& comm, int rank, int world, const std::str
     for (i64 c = 0; c < V_local; ++c)
       want[n * ld + c] = v0 + c < vocab ? dfull[n * vocab + v0 + c] : ops::store<T>(0.0f);
   auto h_lse = dev(lse);
-  ops::cross_entropy_backward(cs, ptr(d_mine), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_mine));
+  ops::cross_entropy_backward(cs(), ptr(d_mine), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_mine));
   check_close(name + " dlogits", d_mine, want, tol_T<T>(1e-5));
 }
 }  // namespace

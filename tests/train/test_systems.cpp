@@ -85,7 +85,12 @@ void host_and_fake_device_agree(const std::string& name) {
   std::filesystem::remove_all(root);
   const auto to0 = fake_device_system::bytes_to_host, from0 = fake_device_system::bytes_from_host;
   const auto on_host = train_save<T, Plan, ts::host_system>(root / "host", 3);
+  const auto calls0 = fake_device_system::operator_calls, default0 = fake_device_system::default_stream_uses;
   const auto on_fake = train_save<T, Plan, fake_device_system>(root / "fake", 3);
+  // explicit streams: every operator, copy and fill of the steps, the checkpoint and the export was issued
+  // on the trainer's own stream, none on the default one
+  CHECK(fake_device_system::operator_calls - calls0 > 100);
+  CHECK(fake_device_system::default_stream_uses == default0);
   REQUIRE(on_host.size() == on_fake.size());
   for (std::size_t i = 0; i < on_host.size(); ++i) CHECK(on_host[i] == on_fake[i]);  // bit for bit
   for (double x : on_fake) CHECK(std::isfinite(x));
@@ -100,6 +105,7 @@ void host_and_fake_device_agree(const std::string& name) {
   const auto resumed_host = resume<T, Plan, ts::host_system>(root / "host", 3);
   CHECK(resume<T, Plan, fake_device_system>(root / "host", 3) == resumed_host);
   CHECK(resume<T, Plan, fake_device_system>(root / "fake", 3) == resumed_host);
+  CHECK(fake_device_system::default_stream_uses == default0);  // loading a checkpoint too
   // HF import into a fake-device store reproduces the exported values
   constexpr ts::plan_desc pd = Plan::desc;
   const ts::model_tensors mt = ts::make_model_tensors(pd.model, pd.vocab_padded);
@@ -195,7 +201,10 @@ TEST_CASE("a whole run on one rank through the staged communicator (as --backend
   if (rank != 0) return;
   const std::string base = (std::filesystem::temp_directory_path() / "tessera_whole_run_").string();
   const auto host = whole_run<ts::mpi_comm, ts::host_system>(base + "host");
+  const auto default0 = fake_device_system::default_stream_uses;
   const auto fake = whole_run<ts::staged_comm<ts::mpi_comm, fake_device_system>, fake_device_system>(base + "fake");
+  // the staged communicator's copies too went on the trainer's stream (bind_compute), as did the trace
+  CHECK(fake_device_system::default_stream_uses == default0);
   REQUIRE(host.first.size() == 3);
   CHECK(host.first == fake.first);
   CHECK(!host.second.empty());

@@ -151,17 +151,24 @@ concept communicator = collective_communicator<C> && comm_request<typename C::re
       c.gather_v(cb, b, block_partition{}, 0);
     };
 
-/// A communicator that orders each operation after the work already issued on the calling thread's compute
-/// stream (NCCL: an event; staged: its copies run on that stream) declares `static constexpr bool
-/// orders_after_compute = true`. Others (MPI on host memory) read the buffers at once.
+/// A communicator that orders each operation after the work already issued on its compute stream (NCCL:
+/// an event; staged: its copies run on that stream) declares `static constexpr bool orders_after_compute =
+/// true`. Others (MPI on host memory) read the buffers at once.
 template <class C>
 concept orders_after_compute = requires { requires C::orders_after_compute; };
 
-/// Before the compute stream's results go to `Comm`: waits for the device unless Comm orders itself (a
-/// host stall in the middle of a backward is what this avoids; on the host, synchronize() is a no-op).
+/// Communicators whose operations order themselves with compute take the compute system value they order
+/// with (its stream) through `bind_compute(sys)`; the trainer binds its own. Others ignore it.
+template <class C, class System>
+void bind_compute(C& c, const System& sys) {
+  if constexpr (requires { c.bind_compute(sys); }) c.bind_compute(sys);
+}
+
+/// Before the results of the work issued on `sys` go to `Comm`: waits for that work unless Comm orders
+/// itself (a host stall in the middle of a backward is what this avoids; on the host, a no-op).
 template <class Comm, class System>
-void ready_to_communicate() {
-  if constexpr (!orders_after_compute<Comm>) System::synchronize();
+void ready_to_communicate(const System& sys) {
+  if constexpr (!orders_after_compute<Comm>) sys.synchronize();
 }
 
 namespace cpo {

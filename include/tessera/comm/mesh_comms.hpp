@@ -49,6 +49,11 @@ class mesh_comms {
   int coord(axis a) const { return mesh_.coord(rank_, a); }
   C& along(axis_set s) { return comms_[s.bits]; }
   C& world() { return comms_[axes::all.bits]; }
+  /// Every group communicator orders itself with `compute` (comm/communicator.hpp's bind_compute).
+  template <class System>
+  void bind_compute(const System& compute) {
+    for (C& c : comms_) tessera::bind_compute(c, compute);
+  }
 
  private:
   mesh_desc mesh_;

@@ -4,7 +4,8 @@
 // every rank calls ncclCommInitRank; group communicators come from ncclCommSplit (and an MPI_Comm_split of
 // the same ranks). It models `communicator`:
 //   - every NCCL operation is enqueued on the communicator's own stream, after an event recorded on the
-//     compute stream (cuda_system::stream()): it starts when its input has been produced. A blocking call
+//     compute stream it is bound to (bind_compute: the trainer binds its context's stream; default the
+//     legacy stream): it starts when its input has been produced. A blocking call
 //     returns at once, having made the compute stream wait for the operation (an event, no host
 //     synchronisation); a non-blocking call returns a `request` whose wait() does that, so compute issued
 //     between the call and wait() overlaps the communication;
@@ -94,8 +95,9 @@ inline ncclRedOp_t nccl_op(reduce_op op) {
 class nccl_request {
  public:
   nccl_request() = default;
-  nccl_request(cudaEvent_t done, device_buffer<unsigned char> blocks, ncclComm_t comm, std::string label)
-      : done_(done), blocks_(std::move(blocks)), comm_(comm), label_(std::move(label)) {}
+  nccl_request(cudaEvent_t done, cudaStream_t compute, device_buffer<unsigned char> blocks, ncclComm_t comm,
+               std::string label)
+      : done_(done), compute_(compute), blocks_(std::move(blocks)), comm_(comm), label_(std::move(label)) {}
   explicit nccl_request(mpi_request host) : host_(std::move(host)) {}
   nccl_request(nccl_request&& o) noexcept { swap(o); }
   nccl_request& operator=(nccl_request&& o) noexcept {
@@ -115,7 +117,7 @@ class nccl_request {
     ncclResult_t async = ncclSuccess;
     if (comm_) detail::nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError", label_);
     detail::nccl_check(async, "a non-blocking NCCL operation", label_);
-    cuda_check(cudaStreamWaitEvent(cuda_system::stream(), done_, 0), "cudaStreamWaitEvent");
+    cuda_check(cudaStreamWaitEvent(compute_, done_, 0), "cudaStreamWaitEvent");
     (void)cudaEventDestroy(std::exchange(done_, nullptr));
     device_buffer<unsigned char>().swap(blocks_);  // later compute-stream use is ordered after the operation
   }
@@ -129,12 +131,14 @@ class nccl_request {
   }
   void swap(nccl_request& o) noexcept {
     std::swap(done_, o.done_);
+    std::swap(compute_, o.compute_);
     blocks_.swap(o.blocks_);
     std::swap(comm_, o.comm_);
     std::swap(label_, o.label_);
     std::swap(host_, o.host_);
   }
   cudaEvent_t done_ = nullptr;
+  cudaStream_t compute_ = cudaStreamLegacy;  ///< the stream wait() makes wait
   device_buffer<unsigned char> blocks_;
   ncclComm_t comm_ = nullptr;
   std::string label_;
@@ -163,6 +167,7 @@ class nccl_comm {
   nccl_comm split(int color, int key) const {
     nccl_comm c;
     c.host_ = host_.split(color, key);
+    c.compute_ = compute_;
     detail::nccl_check(ncclCommSplit(comm_, color == no_color ? NCCL_SPLIT_NOCOLOR : color, key, &c.comm_, nullptr),
                        "ncclCommSplit", label_);
     c.init_streams();
@@ -186,6 +191,9 @@ class nccl_comm {
   int size() const { return host_.size(); }
   ncclComm_t native() const { return comm_; }
   cudaStream_t stream() const { return stream_; }
+  /// Operations order themselves with `compute`'s stream from now on (the trainer's compute stream).
+  void bind_compute(cuda_system compute) { compute_ = compute.stream(); }
+  cuda_system compute() const { return cuda_system(compute_); }
   void set_label(std::string l) {
     host_.set_label(l);
     label_ = std::move(l);
@@ -327,9 +335,10 @@ class nccl_comm {
     });
     before_compute();
   }
-  /// Every rank's device work issued so far is complete, then an MPI barrier (a step's timing edge).
+  /// Every rank's device work issued so far (on the bound compute stream and this communicator's) is
+  /// complete, then an MPI barrier (a step's timing edge).
   void barrier() {
-    cuda_system::synchronize();
+    compute().synchronize();
     cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     check_async();
     ops_->poll();
@@ -367,21 +376,21 @@ class nccl_comm {
   /// The communication stream waits for the compute stream's work so far (the input is produced); then
   /// operation `what` begins (flight record, trace).
   void after_compute(const char* what, std::size_t bytes, int peer = -1) {
-    cuda_check(cudaEventRecord(ready_, cuda_system::stream()), "cudaEventRecord");
+    cuda_check(cudaEventRecord(ready_, compute_), "cudaEventRecord");
     cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent");
     ops_->begin(stream_, label_, what, bytes, peer);
   }
   /// A non-blocking operation is enqueued: its request.
   request issued(device_buffer<unsigned char> blocks) {
     ops_->end();
-    return request(mark(), std::move(blocks), comm_, label_);
+    return request(mark(), compute_, std::move(blocks), comm_, label_);
   }
   /// The compute stream waits for the communication stream's work so far (a blocking call's end).
   void before_compute() {
     ops_->end();
     check_async();
     cuda_check(cudaEventRecord(done_, stream_), "cudaEventRecord");
-    cuda_check(cudaStreamWaitEvent(cuda_system::stream(), done_, 0), "cudaStreamWaitEvent");
+    cuda_check(cudaStreamWaitEvent(compute_, done_, 0), "cudaStreamWaitEvent");
   }
   /// A new event after the communication stream's work so far (a request's).
   cudaEvent_t mark() const {
@@ -453,6 +462,7 @@ class nccl_comm {
   void swap(nccl_comm& o) noexcept {
     std::swap(comm_, o.comm_);
     std::swap(stream_, o.stream_);
+    std::swap(compute_, o.compute_);
     std::swap(ready_, o.ready_);
     std::swap(done_, o.done_);
     std::swap(host_, o.host_);
@@ -463,6 +473,7 @@ class nccl_comm {
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t compute_ = cudaStreamLegacy;  ///< the compute stream operations order themselves with
   cudaEvent_t ready_ = nullptr, done_ = nullptr;
   mpi_comm host_;                           ///< the same ranks, for host-memory buffers
   std::string label_ = "comm";

@@ -109,6 +109,7 @@ template <class C, class T>
 void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>& coords, const extents& global,
                        const sharding& cur, axis a, placement to, const T* in, T* out) {
   using S = typename C::system;
+  const S sys{};  // outside a step: the system's default value (core/host_system.hpp)
   using detail::clamp_rows;
   using detail::with_dim;
   const placement from = cur[a];
@@ -124,23 +125,23 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
 
   switch (transition(from, to)) {
     case collective::none:
-      if (in != out) copy_box<S>(in, ishape, zero, out, oshape, zero, ishape);
+      if (in != out) copy_box(sys, in, ishape, zero, out, oshape, zero, ishape);
       return;
     case collective::local_scale:
-      copy_box<S>(in, ishape, zero, out, oshape, zero, ishape, 1.0f / static_cast<float>(k));
+      copy_box(sys, in, ishape, zero, out, oshape, zero, ishape, 1.0f / static_cast<float>(k));
       return;
     case collective::local_slice: {  // R → S(d): keep my rows
       const int d = to.dim;
       const std::int64_t n = parent(d), p = oshape[d], rows = clamp_rows(n, me * p, p);
-      fill<S>(out, out_n, T(0.0f));
-      copy_box<S>(in, ishape, detail::at_dim(d, me * p), out, oshape, zero, with_dim(ishape, d, rows));
+      fill(sys, out, out_n, T(0.0f));
+      copy_box(sys, in, ishape, detail::at_dim(d, me * p), out, oshape, zero, with_dim(ishape, d, rows));
       return;
     }
     case collective::local_pad: {  // S(d) → P: my rows in place, zeros elsewhere
       const int d = from.dim;
       const std::int64_t n = parent(d), p = ishape[d], rows = clamp_rows(n, me * p, p);
-      fill<S>(out, out_n, T(0.0f));
-      copy_box<S>(in, ishape, zero, out, oshape, detail::at_dim(d, me * p), with_dim(ishape, d, rows));
+      fill(sys, out, out_n, T(0.0f));
+      copy_box(sys, in, ishape, zero, out, oshape, detail::at_dim(d, me * p), with_dim(ishape, d, rows));
       return;
     }
     case collective::all_reduce:
@@ -153,7 +154,7 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
       T* st = S::data(stage);
       c.all_gather(in, st, static_cast<std::size_t>(in_n));
       for (int j = 0; j < k; ++j)
-        copy_box<S>(st + j * in_n, ishape, zero, out, oshape, detail::at_dim(d, j * p),
+        copy_box(sys, st + j * in_n, ishape, zero, out, oshape, detail::at_dim(d, j * p),
                     with_dim(ishape, d, clamp_rows(n, j * p, p)));
       return;
     }
@@ -162,9 +163,9 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
       const std::int64_t n = parent(d), p = oshape[d];
       typename S::template buffer<T> stage(static_cast<std::size_t>(out_n * k));
       T* st = S::data(stage);
-      fill<S>(st, out_n * k, T(0.0f));
+      fill(sys, st, out_n * k, T(0.0f));
       for (int j = 0; j < k; ++j)
-        copy_box<S>(in, ishape, detail::at_dim(d, j * p), st + j * out_n, oshape, zero,
+        copy_box(sys, in, ishape, detail::at_dim(d, j * p), st + j * out_n, oshape, zero,
                     with_dim(oshape, d, clamp_rows(n, j * p, p)));
       c.reduce_scatter(st, out, static_cast<std::size_t>(out_n), reduce_op::sum);
       return;
@@ -177,14 +178,14 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
       typename S::template buffer<T> send(static_cast<std::size_t>(bn * k)), recv(static_cast<std::size_t>(bn * k));
       T* sb = S::data(send);
       T* rb = S::data(recv);
-      fill<S>(sb, bn * k, T(0.0f));
+      fill(sys, sb, bn * k, T(0.0f));
       for (int j = 0; j < k; ++j)
-        copy_box<S>(in, ishape, detail::at_dim(d2, j * p2), sb + j * bn, block, zero,
+        copy_box(sys, in, ishape, detail::at_dim(d2, j * p2), sb + j * bn, block, zero,
                     with_dim(block, d2, clamp_rows(n2, j * p2, p2)));
       c.all_to_all(sb, rb, static_cast<std::size_t>(bn));
-      fill<S>(out, out_n, T(0.0f));
+      fill(sys, out, out_n, T(0.0f));
       for (int j = 0; j < k; ++j)
-        copy_box<S>(rb + j * bn, block, zero, out, oshape, detail::at_dim(d1, j * p1),
+        copy_box(sys, rb + j * bn, block, zero, out, oshape, detail::at_dim(d1, j * p1),
                     with_dim(block, d1, clamp_rows(n1, j * p1, p1)));
       return;
     }
@@ -201,6 +202,7 @@ std::int64_t local_numel(const Comms& comms, const extents& global, const shardi
 template <class Comms, class T>
 void redistribute(Comms& comms, const extents& global, const sharding& src, const sharding& dst, const T* in, T* out) {
   using S = typename Comms::system;
+  const S sys{};  // outside a step: the system's default value (core/host_system.hpp)
   const mesh_desc& m = comms.mesh();
   check_sharding(src, global, "redistribute source");
   check_sharding(dst, global, "redistribute target");
@@ -210,7 +212,7 @@ void redistribute(Comms& comms, const extents& global, const sharding& src, cons
   const auto coords = comms.coords();
   if (plan.steps.empty()) {
     const std::int64_t n = local_box_of(m, src, global, coords).padded.numel();
-    if (in != out) copy_box<S>(in, idx4{{n, 1, 1, 1}}, idx4{}, out, idx4{{n, 1, 1, 1}}, idx4{}, idx4{{n, 1, 1, 1}});
+    if (in != out) copy_box(sys, in, idx4{{n, 1, 1, 1}}, idx4{}, out, idx4{{n, 1, 1, 1}}, idx4{}, idx4{{n, 1, 1, 1}});
     return;
   }
   typename S::template buffer<T> tmp[2];

@@ -1,8 +1,8 @@
 // tessera/comm/staged.hpp — a communicator for memory the host communicator cannot reach, by staging.
 //
 // `staged_comm<Host, System>` models `communicator` for buffers of `System` (a device): every operation
-// copies its input to host memory (System::to_host), lets the host communicator `Host` (mpi_comm) do the
-// operation there, and copies the result back (System::from_host). The host communicator does the
+// copies its input to host memory (to_host), lets the host communicator `Host` (mpi_comm) do the
+// operation there, and copies the result back (from_host). The host communicator does the
 // arithmetic, so results — bf16 rounding included — are the host trainer's, bit for bit. It is what
 // several ranks on one GPU use (NCCL refuses two ranks on one device), and what any device uses whose
 // ranks have no device-to-device engine.
@@ -12,13 +12,14 @@
 //   same way, so the host communicator sees exactly the call the host trainer makes.
 //   Only what the operation reads is copied in (the send range; on a broadcast the root's buffer), and
 //   only what it writes is copied out (the recv range, on the ranks where it is significant).
-//   Buffers may also be host memory: System::to_host/from_host accept both (cuda_system copies with
+//   Buffers may also be host memory: to_host/from_host accept both (cuda_system copies with
 //   cudaMemcpyDefault under unified addressing), so scalar bookkeeping (losses, counts) just works.
 //   Byte messages (isend_bytes/irecv_bytes: snapshots) are host memory by contract and are passed through.
 //
 // Non-blocking operations stage into a buffer of their own (from a pool the communicator keeps) and copy
-// out when waited for. The copies synchronise the System's stream, which orders them after the compute
-// that produced the input and before the compute that consumes the output. Cost: two copies through host
+// out when waited for. The copies are issued on the compute system value the communicator is bound to
+// (bind_compute: the trainer binds its own; default System{}) and synchronise it, which orders them after
+// the compute that produced the input and before the compute that consumes the output. Cost: two copies through host
 // memory per operation — the price of a shared device, not a substitute for NCCL between devices.
 #pragma once
 #include <cstddef>
@@ -145,7 +146,11 @@ class staged_comm {
   static constexpr bool orders_after_compute = true;  // copies on the compute stream, synchronised
 
   staged_comm() = default;
-  explicit staged_comm(Host host) : host_(std::move(host)) {}
+  explicit staged_comm(Host host, System compute = System{}) : host_(std::move(host)), sys_(compute) {}
+
+  /// The copies go on `compute` from now on (the trainer's compute stream).
+  void bind_compute(System compute) { sys_ = compute; }
+  System compute() const { return sys_; }
 
   /// "staged (cuda -> host -> mpi)".
   static std::string name() { return cat("staged (", System::name, " -> host -> ", Host::name(), ")"); }
@@ -180,7 +185,7 @@ class staged_comm {
   template <class T>
   void broadcast(T* buf, std::size_t n, int root) {
     auto h = staged_detail::lay_out<T>(blocking_, nullptr, 0, buf, n);
-    if (rank() == root) System::to_host(h.recv, buf, signed_count(n));
+    if (rank() == root) sys_.to_host(h.recv, buf, signed_count(n));
     host_.broadcast(h.recv, n, root);
     if (rank() != root) stage_out(buf, h.recv, n);
   }
@@ -282,28 +287,28 @@ class staged_comm {
       if (ops[i].what == p2p_op::kind::recv) copy_bytes_out(ops[i].buf, host_ops[i].buf, byte_count(ops[i]));
   }
   void barrier() { host_.barrier(); }
-  staged_comm split(int color, int key) const { return staged_comm(host_.split(color, key)); }
+  staged_comm split(int color, int key) const { return staged_comm(host_.split(color, key), sys_); }
 
  private:
   std::size_t blocks() const { return static_cast<std::size_t>(size()); }
   static std::int64_t signed_count(std::size_t n) { return static_cast<std::int64_t>(n); }
   static std::size_t byte_count(const p2p_op& op) { return op.count * static_cast<std::size_t>(dtype_size(op.type)); }
-  static void copy_bytes_in(void* host, const void* p, std::size_t n) {
-    System::to_host(static_cast<unsigned char*>(host), static_cast<const unsigned char*>(p), signed_count(n));
+  void copy_bytes_in(void* host, const void* p, std::size_t n) const {
+    sys_.to_host(static_cast<unsigned char*>(host), static_cast<const unsigned char*>(p), signed_count(n));
   }
-  static void copy_bytes_out(void* p, const void* host, std::size_t n) {
-    System::from_host(static_cast<unsigned char*>(p), static_cast<const unsigned char*>(host), signed_count(n));
+  void copy_bytes_out(void* p, const void* host, std::size_t n) const {
+    sys_.from_host(static_cast<unsigned char*>(p), static_cast<const unsigned char*>(host), signed_count(n));
   }
   /// The host copies of a blocking operation's buffers (in this communicator's own block), send copied in.
   template <class T>
   staged_detail::host_pair<T> stage_in(const T* s, std::size_t ns, const T* r, std::size_t nr) {
     auto h = staged_detail::lay_out(blocking_, s, ns, r, nr);
-    if (s) System::to_host(h.send, s, signed_count(ns));
+    if (s) sys_.to_host(h.send, s, signed_count(ns));
     return h;
   }
   template <class T>
-  static void stage_out(T* r, const T* host, std::size_t n) {
-    if (r) System::from_host(r, host, signed_count(n));
+  void stage_out(T* r, const T* host, std::size_t n) const {
+    if (r) sys_.from_host(r, host, signed_count(n));
   }
   /// A non-blocking operation in a pool block: send copied in, `begin(host send, host recv)` started, the
   /// recv range copied out when the request completes.
@@ -311,14 +316,15 @@ class staged_comm {
   request start(const T* s, std::size_t ns, T* r, std::size_t nr, Begin begin) {
     staging_pool::block b = pool_->take(0);
     auto h = staged_detail::lay_out(b, s, ns, r, nr);
-    if (s) System::to_host(h.send, s, signed_count(ns));
+    if (s) sys_.to_host(h.send, s, signed_count(ns));
     auto inner = begin(h.send, h.recv);
     std::function<void()> deliver;
-    if (r) deliver = [r, hr = h.recv, nr] { System::from_host(r, hr, signed_count(nr)); };
+    if (r) deliver = [sys = sys_, r, hr = h.recv, nr] { sys.from_host(r, hr, signed_count(nr)); };
     return request(std::move(inner), std::move(b), pool_, std::move(deliver));
   }
 
   Host host_;
+  System sys_{};
   staging_pool::block blocking_;
   std::shared_ptr<staging_pool> pool_ = std::make_shared<staging_pool>();
 };

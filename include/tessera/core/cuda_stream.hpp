@@ -1,5 +1,5 @@
 // tessera/core/cuda_stream.hpp — the CUDA runtime basics every CUDA header shares: errors as exceptions,
-// the device count, and the calling thread's compute stream. CUDA only (include from .cu units).
+// and the device count. CUDA only (include from .cu units).
 #pragma once
 #if !defined(__CUDACC__)
 #error "tessera/core/cuda_stream.hpp needs a CUDA compiler (nvcc)"
@@ -24,12 +24,6 @@ inline int cuda_device_count() {
     return 0;
   }
   return n;
-}
-
-/// The stream the calling thread issues compute work on (cuda_system::stream(); null: the legacy stream).
-inline cudaStream_t& cuda_current_stream() {
-  static thread_local cudaStream_t s = nullptr;
-  return s;
 }
 
 }  // namespace tessera

@@ -4,7 +4,14 @@
 // Same interface as host_system (see there): buffer<T> (device_buffer: blocks of the caching arena, no element access),
 // data(buf), for_each_index(n, f) with f a TS_HD functor, fill, copy, to_host/from_host, events, and
 // host_accessible = false, so the host reaches device memory only through host mirrors
-// (core/host_mirror.hpp). Work is issued on the system's current stream (default: the legacy stream).
+// (core/host_mirror.hpp).
+//
+// Streams are explicit: a cuda_system is a value naming the stream its work is issued on, and every
+// operator takes it as its first argument. cuda_system::context owns a stream (created blocking) and
+// hands out the value for it; the trainer owns one and passes its value to every operator, copy and
+// communicator of its step. A default-constructed cuda_system names the legacy default stream
+// (cudaStreamLegacy), which orders itself after and before the work of every blocking stream: what work
+// outside a step uses (host mirrors for checkpoints, HF I/O and logging; a device buffer's own set-up).
 #pragma once
 #if !defined(__CUDACC__)
 #error "tessera/core/cuda_system.hpp needs a CUDA compiler (nvcc); the host backend is tessera/core/host_system.hpp"
@@ -47,7 +54,9 @@ inline caching_arena<cuda_raw_allocator>& cuda_arena() {
 }
 
 /// Owning device memory for n elements of T (from cuda_arena()), on the current device. Copies are
-/// device-to-device; there is no element access from the host.
+/// device-to-device; there is no element access from the host. A buffer's own work (filling on assign
+/// or resize, copying on copy and growth) is issued on the legacy default stream, so it is ordered with
+/// the work of every blocking stream (every cuda_system::context's) that was issued before or after it.
 template <class T>
 class device_buffer {
  public:
@@ -91,6 +100,12 @@ class device_buffer {
     if (n > n_) thrust::fill_n(thrust::cuda::par.on(stream_of()), p_ + n_, n - n_, T{});
     n_ = n;
   }
+  /// n elements whose values are unspecified (nothing is filled or copied: for buffers written whole
+  /// before they are read — core/host_system.hpp's resize_for_overwrite).
+  void resize_for_overwrite(std::size_t n) {
+    reserve(n);
+    n_ = n;
+  }
   void swap(device_buffer& o) noexcept {
     std::swap(p_, o.p_);
     std::swap(n_, o.n_);
@@ -98,7 +113,7 @@ class device_buffer {
   }
 
  private:
-  static cudaStream_t stream_of();
+  static cudaStream_t stream_of() { return cudaStreamLegacy; }
   void reserve(std::size_t n) {
     if (n <= cap_) return;
     cuda_arena().deallocate(p_, cap_ * sizeof(T));
@@ -117,50 +132,63 @@ class device_buffer {
   std::size_t n_ = 0, cap_ = 0;
 };
 
-struct cuda_system {
+class cuda_system {
+ public:
   static constexpr const char* name = "cuda";
   static constexpr bool host_accessible = false;
   template <class T>
   using buffer = device_buffer<T>;
+  class context;
+
+  /// Work on the legacy default stream (outside a step: see the top of this file).
+  cuda_system() = default;
+  /// Work on `s` (not owned: it must outlive the value's use).
+  explicit cuda_system(cudaStream_t s) : stream_(s) {}
+  cudaStream_t stream() const { return stream_; }
+  friend bool operator==(const cuda_system&, const cuda_system&) = default;
 
   template <class T>
   static T* data(device_buffer<T>& v) { return v.data(); }
   template <class T>
   static const T* data(const device_buffer<T>& v) { return v.data(); }
 
-  static cudaStream_t& stream() { return cuda_current_stream(); }
-  /// --trace's device tracks: CUDA events on the streams (core/cuda_timeline.hpp).
-  static trace::device_timeline* timeline() { return &cuda_timeline::process(); }
+  /// --trace's device tracks: CUDA events on the streams (core/cuda_timeline.hpp); compute marks on this
+  /// value's stream.
+  trace::device_timeline* timeline() const {
+    cuda_timeline& t = cuda_timeline::process();
+    t.set_compute_stream(stream_);
+    return &t;
+  }
 
   template <class F>
-  static void for_each_index(std::int64_t n, const F& f) {
-    thrust::for_each(thrust::cuda::par.on(stream()), thrust::counting_iterator<std::int64_t>(0),
+  void for_each_index(std::int64_t n, const F& f) const {
+    thrust::for_each(thrust::cuda::par.on(stream_), thrust::counting_iterator<std::int64_t>(0),
                      thrust::counting_iterator<std::int64_t>(n), f);
   }
   template <class T>
-  static void fill(T* p, std::int64_t n, T value) {
-    if (n > 0) thrust::fill_n(thrust::cuda::par.on(stream()), p, n, value);
+  void fill(T* p, std::int64_t n, T value) const {
+    if (n > 0) thrust::fill_n(thrust::cuda::par.on(stream_), p, n, value);
   }
   template <class T>
-  static void copy(T* dst, const T* src, std::int64_t n) {
+  void copy(T* dst, const T* src, std::int64_t n) const {
     if (n > 0)
-      cuda_check(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice, stream()),
+      cuda_check(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice, stream_),
                  "cudaMemcpyAsync (device to device)");
   }
   /// Device → host; returns when the elements are on the host. `p` may also be host memory (the copy's
   /// direction comes from the pointers, under unified addressing): the staged communicator relies on it.
   template <class T>
-  static void to_host(T* host, const T* p, std::int64_t n) {
+  void to_host(T* host, const T* p, std::int64_t n) const {
     if (n <= 0) return;
-    cuda_check(cudaMemcpyAsync(host, p, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDefault, stream()),
+    cuda_check(cudaMemcpyAsync(host, p, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDefault, stream_),
                "cudaMemcpyAsync (device to host)");
     synchronize();
   }
   /// Host → device; returns when the host elements may be reused (`p` may also be host memory, as above).
   template <class T>
-  static void from_host(T* p, const T* host, std::int64_t n) {
+  void from_host(T* p, const T* host, std::int64_t n) const {
     if (n <= 0) return;
-    cuda_check(cudaMemcpyAsync(p, host, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDefault, stream()),
+    cuda_check(cudaMemcpyAsync(p, host, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDefault, stream_),
                "cudaMemcpyAsync (host to device)");
     synchronize();
   }
@@ -175,19 +203,35 @@ struct cuda_system {
       if (e) (void)cudaEventDestroy(e);
     }
   };
-  static void record(event& ev) {
+  void record(event& ev) const {
     if (!ev.e) cuda_check(cudaEventCreateWithFlags(&ev.e, cudaEventDisableTiming), "cudaEventCreate");
-    cuda_check(cudaEventRecord(ev.e, stream()), "cudaEventRecord");
+    cuda_check(cudaEventRecord(ev.e, stream_), "cudaEventRecord");
   }
-  static void wait(const event& ev) {
-    if (ev.e) cuda_check(cudaStreamWaitEvent(stream(), ev.e, 0), "cudaStreamWaitEvent");
+  void wait(const event& ev) const {
+    if (ev.e) cuda_check(cudaStreamWaitEvent(stream_, ev.e, 0), "cudaStreamWaitEvent");
   }
-  static void synchronize() { cuda_check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize"); }
+  /// All work issued on this value's stream so far is complete.
+  void synchronize() const { cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+
+ private:
+  cudaStream_t stream_ = cudaStreamLegacy;
 };
 
-template <class T>
-cudaStream_t device_buffer<T>::stream_of() {
-  return cuda_system::stream();
-}
+/// Owns a compute stream on the current device (blocking, so it is ordered with the legacy stream's
+/// work: device buffers' set-up and default-constructed values) and gives the cuda_system value for it.
+class cuda_system::context {
+ public:
+  context() { cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate (compute stream)"); }
+  context(const context&) = delete;
+  context& operator=(const context&) = delete;
+  ~context() {
+    (void)cudaStreamSynchronize(stream_);  // buffers freed after this may be reused by any stream
+    (void)cudaStreamDestroy(stream_);
+  }
+  cuda_system system() const { return cuda_system(stream_); }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
 
 }  // namespace tessera

@@ -34,11 +34,13 @@ class cuda_timeline final : public trace::device_timeline {
     cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (trace start)");
     spans_.clear();
     used_ = 0;
-    ref_ = mark_on(cuda_current_stream());
+    ref_ = mark_on(compute_);
     cuda_check(cudaEventSynchronize(event(ref_)), "cudaEventSynchronize (trace start)");
     ref_s_ = trace::now_s();
   }
-  int mark() override { return mark_on(cuda_current_stream()); }
+  /// The stream mark() records on (cuda_system::timeline() sets its own; default: the legacy stream).
+  void set_compute_stream(cudaStream_t s) { compute_ = s; }
+  int mark() override { return mark_on(compute_); }
   /// A timed point after the work issued so far on `stream` (a communicator's own stream).
   int mark_on(cudaStream_t stream) {
     cuda_check(cudaEventRecord(event(used_), stream), "cudaEventRecord (trace)");
@@ -80,6 +82,7 @@ class cuda_timeline final : public trace::device_timeline {
 
   std::vector<cudaEvent_t> events_;
   std::vector<pending> spans_;
+  cudaStream_t compute_ = cudaStreamLegacy;
   int used_ = 0, ref_ = 0;
   double ref_s_ = 0;
 };

@@ -4,6 +4,7 @@
 //
 //   host_mirror<S, const T> in(p, n);   // read n elements at p (S's memory)
 //   host_mirror<S, T> out(p, n);        // read, modify on the host, then out.commit()
+//   host_mirror<S, T> out(p, n, sys);   // the copies issued on the system value sys (default: S{})
 //
 // Checkpoints, HF import/export and the initial values read and write parameters this way, so they work
 // unchanged whatever system holds the parameters.
@@ -22,12 +23,12 @@ class host_mirror {
  public:
   host_mirror() = default;
   /// @pre p points to n elements of S's memory (or n == 0).
-  host_mirror(T* p, std::size_t n) : src_(p), n_(n) {
+  host_mirror(T* p, std::size_t n, S sys = S{}) : sys_(sys), src_(p), n_(n) {
     if constexpr (S::host_accessible) {
       view_ = p;
     } else {
       copy_.resize(n);
-      if (n > 0) S::to_host(copy_.data(), p, static_cast<std::int64_t>(n));
+      if (n > 0) sys_.to_host(copy_.data(), p, static_cast<std::int64_t>(n));
       view_ = copy_.data();
     }
   }
@@ -48,10 +49,11 @@ class host_mirror {
     requires(!std::is_const_v<T>)
   {
     if constexpr (!S::host_accessible)
-      if (n_ > 0) S::from_host(src_, copy_.data(), static_cast<std::int64_t>(n_));
+      if (n_ > 0) sys_.from_host(src_, copy_.data(), static_cast<std::int64_t>(n_));
   }
 
  private:
+  S sys_{};
   T* src_ = nullptr;
   std::size_t n_ = 0;
   T* view_ = nullptr;
@@ -60,9 +62,9 @@ class host_mirror {
 
 /// A mirror of a whole buffer (anything with data() and size()).
 template <class S, class B>
-auto mirror_of(B& b) {
+auto mirror_of(B& b, S sys = S{}) {
   using T = std::remove_reference_t<decltype(*b.data())>;
-  return host_mirror<S, T>(b.data(), static_cast<std::size_t>(b.size()));
+  return host_mirror<S, T>(b.data(), static_cast<std::size_t>(b.size()), sys);
 }
 
 }  // namespace tessera

@@ -1,20 +1,27 @@
 // tessera/core/host_system.hpp — the host backend as a type (CPU memory, OpenMP loops).
 //
-// A *system* (as in Thrust) names where data lives and how a loop over it runs:
+// A *system* (as in Thrust) names where data lives and how a loop over it runs. A system is a type and
+// its values say where work is issued (cuda_system: a stream; host_system: nothing), so code holds a
+// value `sys` and calls through it (streams are explicit, as Kokkos' execution space instances are):
 //   typename S::template buffer<T>        owning storage
 //   S::data(buf)                          raw pointer into it
-//   S::for_each_index(n, f)               f(i) for i in [0, n), possibly in parallel; f is TS_HD
-//   S::fill(p, n, value)                  p[0, n) = value, by all threads in contiguous pieces
-//   S::copy(dst, src, n)                  n elements within the system's memory
-//   S::to_host(h, p, n), S::from_host(p, h, n)   between the system's memory and the host's
+//   typename S::context                   owns what a value refers to (CUDA: a compute stream);
+//                                         ctx.system() is that value. S{} is the default value (CUDA:
+//                                         the legacy default stream)
+//   sys.for_each_index(n, f)              f(i) for i in [0, n), possibly in parallel; f is TS_HD
+//   sys.fill(p, n, value)                 p[0, n) = value, by all threads in contiguous pieces
+//   sys.copy(dst, src, n)                 n elements within the system's memory
+//   sys.to_host(h, p, n), sys.from_host(p, h, n)   between the system's memory and the host's
 //   S::host_accessible                    whether host code may touch the system's memory directly
 //                                         (when false it goes through a host_mirror, core/host_mirror.hpp)
-//   S::event, S::record(e), S::wait(e)    ordering of work between streams (no-ops on the host, which
+//   S::event, sys.record(e), sys.wait(e)  ordering of work between streams (no-ops on the host, which
 //                                         runs everything in program order)
-//   S::synchronize()                      all work issued so far is complete
-//   S::timeline()                         the device timeline of --trace's device tracks (null on the host)
+//   sys.synchronize()                     all work issued on sys so far is complete
+//   sys.timeline()                        the device timeline of --trace's device tracks (null on the host)
+// Every operator (ops/) takes the system value as its first argument and issues its work there.
 // A buffer<T> owns its elements and offers construction with n elements, data(), size(), capacity(),
-// empty(), assign(n, value), resize(n), swap and copies — never element access, which only the host could do.
+// empty(), assign(n, value), resize(n), swap and copies — never element access, which only the host could do
+// — and may offer resize_for_overwrite(n) (n elements left unfilled: see the free function below).
 // Kernels written as TS_HD functors run unchanged on host_system and cuda_system.
 #pragma once
 #include <algorithm>
@@ -31,6 +38,11 @@ struct host_system {
   static constexpr bool host_accessible = true;
   template <class T>
   using buffer = std::vector<T>;
+  /// Nothing to own: every host_system value is the same.
+  struct context {
+    host_system system() const { return {}; }
+  };
+  friend bool operator==(host_system, host_system) { return true; }
 
   template <class T>
   static T* data(std::vector<T>& v) { return v.data(); }
@@ -83,6 +95,18 @@ using buffer_of = typename S::template buffer<T>;
 template <class B>
 void resize(B& b, std::int64_t n) {
   if (static_cast<std::int64_t>(b.size()) != n) b.assign(static_cast<std::size_t>(n), typename B::value_type{});
+}
+
+/// n elements for a buffer that is written whole before it is read: unless the buffer already holds n (then
+/// it is left as it is), the elements' values are unspecified — a buffer type that can skip filling them
+/// does (device_buffer: no fill kernel); std::vector cannot and is value-initialised, as by resize().
+template <class B>
+void resize_for_overwrite(B& b, std::int64_t n) {
+  if (static_cast<std::int64_t>(b.size()) == n) return;
+  if constexpr (requires { b.resize_for_overwrite(std::size_t{}); })
+    b.resize_for_overwrite(static_cast<std::size_t>(n));
+  else
+    b.assign(static_cast<std::size_t>(n), typename B::value_type{});
 }
 
 }  // namespace tessera

@@ -42,7 +42,8 @@ class device_timeline {
   virtual ~device_timeline() = default;
   /// Starts a timeline (the device idle, a reference point recorded). @post no marks, no spans.
   virtual void start() = 0;
-  /// A timed point after the work issued so far on the calling thread's compute stream.
+  /// A timed point after the work issued so far on the compute stream (the one of the system value whose
+  /// timeline() installed it).
   virtual int mark() = 0;
   /// The device ran `name` between marks `from` and `to` (made on the stream `on` stands for).
   virtual void span(int from, int to, track on, std::string name) = 0;

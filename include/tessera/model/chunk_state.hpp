@@ -65,7 +65,7 @@ struct mb_state {
   }
   const std::int32_t* tokens = nullptr;   ///< in S's memory
   const std::int32_t* targets = nullptr;  ///< in S's memory
-  double loss_sum = 0;
+  double* loss_out = nullptr;  ///< where a last stage's forward writes the summed token loss (S's memory)
 };
 
 }  // namespace tessera

@@ -44,6 +44,8 @@ template <class T, class System = host_system>
 struct param_store {
   using system = System;
   using slot = param_slot<T, System>;
+  /// The system value the store's buffers are worked on with (the trainer's: its compute stream).
+  System sys{};
   std::vector<slot> slots;
   int find(const std::string& name) const {
     for (std::size_t i = 0; i < slots.size(); ++i)
@@ -81,8 +83,8 @@ struct param_store {
   /// (and into the fp32 master copies, where a slot has them).
   void initialise(const model_tensors& mt, std::uint64_t seed) {
     for (auto& s : slots) {
-      auto value = mirror_of<System>(s.value);
-      auto master = mirror_of<System>(s.master);
+      auto value = mirror_of(s.value, sys);
+      auto master = mirror_of(s.master, sys);
       for (const box& b : s.layout.boxes) {
         const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
         const std::uint64_t h = init_detail::name_hash(g.name);
@@ -97,7 +99,7 @@ struct param_store {
     }
   }
   void zero_grads() {
-    System::fill(grad_arena.data(), static_cast<std::int64_t>(grad_arena.size()), ops::grad_t<T>(0));
+    sys.fill(grad_arena.data(), static_cast<std::int64_t>(grad_arena.size()), ops::grad_t<T>(0));
   }
 };
 

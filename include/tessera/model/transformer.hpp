@@ -1,8 +1,8 @@
 // tessera/model/transformer.hpp — one rank's share of the transformer: its parameter slots and the
 // forward/backward of a pipeline chunk (embedding?, layers [l0, l1), head+loss?) with Megatron tensor
 // parallelism and, optionally, sequence parallelism, on the system `System` (host_system, cuda_system):
-// every buffer is the system's, every operator is called with the system as its first argument, and the
-// host reads nothing of the chunk's memory except through a host_mirror (the loss of a microbatch).
+// every buffer is the system's, every operator is called with the system value as its first argument, and
+// the host reads nothing of the chunk's memory (a microbatch's loss stays in the system's memory too).
 //
 // Tensor parallelism (Megatron-LM): q|k|v and MLP up(|gate) are column-parallel (heads and ffn split
 // over tp), the attention output and MLP down projections are row-parallel (partial sums reduced over
@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
-#include "tessera/core/host_mirror.hpp"
 #include "tessera/core/host_system.hpp"
 #include "tessera/model/config.hpp"
 #include "tessera/model/chunk_state.hpp"
@@ -46,7 +45,7 @@ class chunk {
 
   chunk(const model_desc& m, const chunk_dims& d, param_store<T, System>& ps, const model_tensors& mt, int stage, int l0,
         int l1, bool first, bool last, Comm& tp_comm)
-      : m_(m), d_(d), ps_(ps), tp_(tp_comm), stage_(stage), l0_(l0), l1_(l1), first_(first), last_(last) {
+      : m_(m), d_(d), ps_(ps), sys_(ps.sys), tp_(tp_comm), stage_(stage), l0_(l0), l1_(l1), first_(first), last_(last) {
     static_assert(D > 0, "head size must be positive");
     using namespace slot_detail;
     const int t = d.tp_rank, k = d.tp;
@@ -87,7 +86,7 @@ class chunk {
       const auto rope = ops::rope_table<A>(m.seq, D, m.rope_theta);
       for (auto [dst, src] : {std::pair{&rope_cos_, &rope.cos}, std::pair{&rope_sin_, &rope.sin}}) {
         resize(*dst, static_cast<std::int64_t>(src->size()));
-        System::from_host(dst->data(), src->data(), static_cast<std::int64_t>(src->size()));
+        sys_.from_host(dst->data(), src->data(), static_cast<std::int64_t>(src->size()));
       }
     }
     auto ids = [](std::initializer_list<int> l) {
@@ -113,16 +112,18 @@ class chunk {
     return out;
   }
   int stage() const { return stage_; }
+  /// The system value the chunk issues its work on.
+  const System& system() const { return sys_; }
   bool first() const { return first_; }
   bool last() const { return last_; }
   std::int64_t act_numel() const { return d_.local_rows * d_.hidden; }
 
   /// Forward of one microbatch: input in st.xs[0] (unless first), output in st.xs.back() (unless last,
-  /// where the summed token loss is in st.loss_sum).
+  /// where the summed token loss goes to *st.loss_out, in the system's memory).
   void forward(state& st) {
     const std::int64_t n_act = act_numel();
     st.xs.resize(layers_.size() + 1);
-    for (auto& x : st.xs) resize(x, n_act);
+    for (auto& x : st.xs) resize_for_overwrite(x, n_act);
     st.layers.resize(layers_.size());
     if (first_) {
       unit_acquire(in_slots_, +1);
@@ -147,7 +148,7 @@ class chunk {
   /// gradient of the input lands in st.dx (unless first).
   void backward(state& st, bool split, G loss_scale) {
     tbuf cur;  // gradient flowing down the residual stream
-    resize(cur, act_numel());
+    resize_for_overwrite(cur, act_numel());
     if (last_) {
       unit_acquire(out_slots_, -1);
       unit_grad_begin(out_slots_);
@@ -155,10 +156,10 @@ class chunk {
       unit_release(out_slots_);
       unit_grad_end(out_slots_, split, st.deferred);
     } else {
-      System::copy(cur.data(), st.dy.data(), static_cast<std::int64_t>(st.dy.size()));
+      sys_.copy(cur.data(), st.dy.data(), static_cast<std::int64_t>(st.dy.size()));
     }
     tbuf nxt;
-    resize(nxt, act_numel());
+    resize_for_overwrite(nxt, act_numel());
     for (std::size_t i = layers_.size(); i-- > 0;) {
       unit_acquire(layer_ids_[i], -1);
       unit_grad_begin(layer_ids_[i]);
@@ -207,41 +208,41 @@ class chunk {
   /// Partial sums [R×C] → this rank's rows: all-reduce (replicated) or reduce-scatter (sequence parallel).
   void reduce_rows(tbuf& partial, tbuf& out) {
     const std::int64_t C = d_.hidden;
-    if (d_.tp == 1) { out.swap(partial); resize(partial, d_.rows * C); return; }
+    if (d_.tp == 1) { out.swap(partial); resize_for_overwrite(partial, d_.rows * C); return; }
     const prof::scope p(d_.sp ? "tp reduce-scatter" : "tp all-reduce");
     if (d_.sp) {
-      resize(out, d_.local_rows * C);
+      resize_for_overwrite(out, d_.local_rows * C);
       reduce_scatter(tp_, partial.data(), out.data(), static_cast<std::size_t>(d_.local_rows * C));
     } else {
       all_reduce(tp_, partial.data(), partial.data(), static_cast<std::size_t>(d_.rows * C));
       out.swap(partial);
-      resize(partial, d_.rows * C);
+      resize_for_overwrite(partial, d_.rows * C);
     }
   }
   /// This rank's rows → all rows (sequence parallel), or the rows themselves.
   const T* gather_rows(const tbuf& local, tbuf& full) {
     if (!d_.sp) return local.data();
     const prof::scope p("tp all-gather");
-    resize(full, d_.rows * d_.hidden);
+    resize_for_overwrite(full, d_.rows * d_.hidden);
     all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.local_rows * d_.hidden));
     return full.data();
   }
   void norm_forward(int w, int bsl, const T* x, T* y, abuf& mean, abuf& rstd, std::int64_t rows) {
-    resize(rstd, rows);
+    resize_for_overwrite(rstd, rows);
     if (m_.norm == norm::layernorm) {
-      resize(mean, rows);
-      ops::layernorm_forward(System{}, x, W(w), W(bsl), rows, d_.hidden, m_.norm_eps, y, mean.data(), rstd.data());
+      resize_for_overwrite(mean, rows);
+      ops::layernorm_forward(sys_, x, W(w), W(bsl), rows, d_.hidden, m_.norm_eps, y, mean.data(), rstd.data());
     } else {
-      ops::rmsnorm_forward(System{}, x, W(w), rows, d_.hidden, m_.norm_eps, y, rstd.data());
+      ops::rmsnorm_forward(sys_, x, W(w), rows, d_.hidden, m_.norm_eps, y, rstd.data());
     }
   }
   void norm_backward(int w, int bsl, const T* dy, const T* x, const abuf& mean, const abuf& rstd,
                      std::int64_t rows, T* dx_accum) {
     if (m_.norm == norm::layernorm)
-      ops::layernorm_backward(System{}, dy, x, W(w), mean.data(), rstd.data(), rows, d_.hidden, dx_accum, dW(w),
+      ops::layernorm_backward(sys_, dy, x, W(w), mean.data(), rstd.data(), rows, d_.hidden, dx_accum, dW(w),
                               dW(bsl), true);
     else
-      ops::rmsnorm_backward(System{}, dy, x, W(w), rstd.data(), rows, d_.hidden, dx_accum, dW(w), true);
+      ops::rmsnorm_backward(sys_, dy, x, W(w), rstd.data(), rows, d_.hidden, dx_accum, dW(w), true);
   }
   /// Positions of this rank's rows: local row n is global row row0 + n of the microbatch.
   template <class F>
@@ -258,61 +259,61 @@ class chunk {
 
   // ---- embedding -------------------------------------------------------------------------------------
   void embed_forward(state& st) {
-    resize(tmp_R_, d_.rows * d_.hidden);
-    ops::embedding_forward(System{}, st.tokens, d_.rows, W(embed_), d_.vocab_rows, d_.vocab_begin, d_.hidden, tmp_R_.data());
+    resize_for_overwrite(tmp_R_, d_.rows * d_.hidden);
+    ops::embedding_forward(sys_, st.tokens, d_.rows, W(embed_), d_.vocab_rows, d_.vocab_begin, d_.hidden, tmp_R_.data());
     reduce_rows(tmp_R_, st.xs[0]);
     if (pos_ >= 0)
       for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
-        ops::add_position_embedding(System{}, W(pos_), len, len, d_.hidden, t, st.xs[0].data() + n * d_.hidden);
+        ops::add_position_embedding(sys_, W(pos_), len, len, d_.hidden, t, st.xs[0].data() + n * d_.hidden);
       });
   }
   void embed_backward(state& st, tbuf& dx) {
     tbuf full;
     const T* g = gather_rows(dx, full);
-    ops::embedding_backward(System{}, st.tokens, d_.rows, g, d_.vocab_rows, d_.vocab_begin, d_.hidden, dW(embed_));
+    ops::embedding_backward(sys_, st.tokens, d_.rows, g, d_.vocab_rows, d_.vocab_begin, d_.hidden, dW(embed_));
     if (pos_ >= 0)
       for_position_segments([&](std::int64_t n, std::int64_t len, std::int64_t t) {
-        ops::position_embedding_backward(System{}, dx.data() + n * d_.hidden, len, len, d_.hidden, t, dW(pos_));
+        ops::position_embedding_backward(sys_, dx.data() + n * d_.hidden, len, len, d_.hidden, t, dW(pos_));
       });
   }
 
   // ---- one transformer layer ----------------------------------------------------------------------------
   void layer_forward(const layer_slots& s, cache& c, const tbuf& x, tbuf& out) {
     const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
-    resize(c.h1, Rl * C);
+    resize_for_overwrite(c.h1, Rl * C);
     norm_forward(s.norm1_w, s.norm1_b, x.data(), c.h1.data(), c.mean1, c.rstd1, Rl);
     const T* g1 = gather_rows(c.h1, c.g1);
-    resize(c.qkv, R * d_.qkv_cols);
-    ops::linear_forward(System{}, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.qkv_cols, c.qkv.data());
+    resize_for_overwrite(c.qkv, R * d_.qkv_cols);
+    ops::linear_forward(sys_, g1, W(s.qkv_w), W(s.qkv_b), R, C, d_.qkv_cols, c.qkv.data());
     if (m_.position == position::rope) {
-      ops::rope_forward(System{}, c.qkv.data(), R, d_.seq_len, d_.q_heads, D, d_.qkv_cols, 0, rope_cos_.data(), rope_sin_.data());
-      ops::rope_forward(System{}, c.qkv.data() + d_.q_heads * D, R, d_.seq_len, d_.kv_heads, D, d_.qkv_cols, 0, rope_cos_.data(),
+      ops::rope_forward(sys_, c.qkv.data(), R, d_.seq_len, d_.q_heads, D, d_.qkv_cols, 0, rope_cos_.data(), rope_sin_.data());
+      ops::rope_forward(sys_, c.qkv.data() + d_.q_heads * D, R, d_.seq_len, d_.kv_heads, D, d_.qkv_cols, 0, rope_cos_.data(),
                         rope_sin_.data());
     }
     attention_core(c);
-    resize(tmp_R_, R * C);
-    ops::linear_forward(System{}, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.q_heads * D, C,
+    resize_for_overwrite(tmp_R_, R * C);
+    ops::linear_forward(sys_, c.att.data(), W(s.o_w), static_cast<const T*>(nullptr), R, d_.q_heads * D, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
-    ops::add_bias_rows(System{}, tmp_l_.data(), W(s.o_b), Rl, C);
-    resize(c.x_mid, Rl * C);
-    ops::add(System{}, x.data(), tmp_l_.data(), Rl * C, c.x_mid.data());
-    resize(c.h2, Rl * C);
+    ops::add_bias_rows(sys_, tmp_l_.data(), W(s.o_b), Rl, C);
+    resize_for_overwrite(c.x_mid, Rl * C);
+    ops::add(sys_, x.data(), tmp_l_.data(), Rl * C, c.x_mid.data());
+    resize_for_overwrite(c.h2, Rl * C);
     norm_forward(s.norm2_w, s.norm2_b, c.x_mid.data(), c.h2.data(), c.mean2, c.rstd2, Rl);
     const T* g2 = gather_rows(c.h2, c.g2);
-    resize(c.up, R * d_.up_cols);
-    resize(c.act, R * d_.ffn);
+    resize_for_overwrite(c.up, R * d_.up_cols);
+    resize_for_overwrite(c.act, R * d_.ffn);
     if (m_.mlp == mlp::swiglu) {
-      ops::linear_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.up_cols, c.up.data());
-      ops::swiglu_forward(System{}, c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols, c.act.data());
+      ops::linear_forward(sys_, g2, W(s.up_w), W(s.up_b), R, C, d_.up_cols, c.up.data());
+      ops::swiglu_forward(sys_, c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols, c.act.data());
     } else {  // up_cols = ffn; on CUDA one GEMM with cuBLASLt's GELU epilogue
-      ops::linear_gelu_forward(System{}, g2, W(s.up_w), W(s.up_b), R, C, d_.ffn, c.up.data(), c.act.data());
+      ops::linear_gelu_forward(sys_, g2, W(s.up_w), W(s.up_b), R, C, d_.ffn, c.up.data(), c.act.data());
     }
-    ops::linear_forward(System{}, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.ffn, C,
+    ops::linear_forward(sys_, c.act.data(), W(s.down_w), static_cast<const T*>(nullptr), R, d_.ffn, C,
                         tmp_R_.data());
     reduce_rows(tmp_R_, tmp_l_);
-    ops::add_bias_rows(System{}, tmp_l_.data(), W(s.down_b), Rl, C);
-    ops::add(System{}, c.x_mid.data(), tmp_l_.data(), Rl * C, out.data());
+    ops::add_bias_rows(sys_, tmp_l_.data(), W(s.down_b), Rl, C);
+    ops::add(sys_, c.x_mid.data(), tmp_l_.data(), Rl * C, out.data());
   }
 
   // ---- activation recompute ----------------------------------------------------------------------------
@@ -337,7 +338,7 @@ class chunk {
   /// order on every tp rank).
   void recompute(const layer_slots& s, cache& c, const tbuf& x) {
     if (d_.recompute == recompute_kind::full) {
-      resize(recompute_out_, d_.local_rows * d_.hidden);
+      resize_for_overwrite(recompute_out_, d_.local_rows * d_.hidden);
       layer_forward(s, c, x, recompute_out_);
     } else if (d_.recompute == recompute_kind::selective) {
       attention_core(c);
@@ -345,9 +346,9 @@ class chunk {
   }
   /// softmax(q·kᵀ·scale + mask)·v of one layer from its q|k|v (after RoPE): c.att and c.lse.
   void attention_core(cache& c) {
-    resize(c.att, d_.rows * d_.q_heads * D);
-    resize(c.lse, d_.seqs * d_.q_heads * d_.seq_len);
-    ops::attention_forward<D>(System{}, c.qkv.data(), c.qkv.data() + d_.q_heads * D, c.qkv.data() + (d_.q_heads + d_.kv_heads) * D,
+    resize_for_overwrite(c.att, d_.rows * d_.q_heads * D);
+    resize_for_overwrite(c.lse, d_.seqs * d_.q_heads * d_.seq_len);
+    ops::attention_forward<D>(sys_, c.qkv.data(), c.qkv.data() + d_.q_heads * D, c.qkv.data() + (d_.q_heads + d_.kv_heads) * D,
                               c.att.data(), c.lse.data(), attn_shape(), attn_scale());
   }
 
@@ -356,27 +357,27 @@ class chunk {
     const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     // MLP down (row-parallel): the output gradient, all rows.
     copy_gathered(dy, c.d_down);
-    resize(c.d_up, R * d_.up_cols);
+    resize_for_overwrite(c.d_up, R * d_.up_cols);
     if (m_.mlp == mlp::swiglu) {
       tbuf d_act;
-      resize(d_act, R * d_.ffn);
-      ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, d_act.data(),
+      resize_for_overwrite(d_act, R * d_.ffn);
+      ops::linear_backward(sys_, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, d_act.data(),
                            static_cast<G*>(nullptr), static_cast<G*>(nullptr));
-      ops::swiglu_backward(System{}, d_act.data(), c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols,
+      ops::swiglu_backward(sys_, d_act.data(), c.up.data(), c.up.data() + d_.ffn, R, d_.ffn, d_.up_cols,
                            c.d_up.data(), c.d_up.data() + d_.ffn);
     } else {  // on CUDA one GEMM with cuBLASLt's DGELU epilogue
-      ops::linear_dgelu_backward(System{}, c.d_down.data(), W(s.down_w), c.up.data(), R, d_.ffn, C, c.d_up.data());
+      ops::linear_dgelu_backward(sys_, c.d_down.data(), W(s.down_w), c.up.data(), R, d_.ffn, C, c.d_up.data());
     }
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, static_cast<T*>(nullptr),
+      ops::linear_backward(sys_, c.d_down.data(), c.act.data(), W(s.down_w), R, d_.ffn, C, static_cast<T*>(nullptr),
                            dW(s.down_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_down, s.down_b);
     });
-    resize(tmp_R_, R * C);
-    ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
+    resize_for_overwrite(tmp_R_, R * C);
+    ops::linear_backward(sys_, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
                          tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
+      ops::linear_backward(sys_, c.d_up.data(), c.g2.empty() ? c.h2.data() : c.g2.data(), W(s.up_w), R, C, d_.up_cols,
                            static_cast<T*>(nullptr), dW(s.up_w), dW(s.up_b));
     });
     reduce_rows(tmp_R_, tmp_l_);
@@ -385,32 +386,32 @@ class chunk {
     // attention output (row-parallel)
     copy_gathered(dmid, c.d_proj);
     tbuf d_att;
-    resize(d_att, R * d_.q_heads * D);
-    ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.q_heads * D, C, d_att.data(),
+    resize_for_overwrite(d_att, R * d_.q_heads * D);
+    ops::linear_backward(sys_, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.q_heads * D, C, d_att.data(),
                          static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.q_heads * D, C, static_cast<T*>(nullptr),
+      ops::linear_backward(sys_, c.d_proj.data(), c.att.data(), W(s.o_w), R, d_.q_heads * D, C, static_cast<T*>(nullptr),
                            dW(s.o_w), static_cast<G*>(nullptr));
       bias_grad_local_rows(c.d_proj, s.o_b);
     });
-    resize(c.dqkv, R * d_.qkv_cols);
-    ops::attention_backward<D>(System{}, d_att.data(), c.qkv.data(), c.qkv.data() + d_.q_heads * D,
+    resize_for_overwrite(c.dqkv, R * d_.qkv_cols);
+    ops::attention_backward<D>(sys_, d_att.data(), c.qkv.data(), c.qkv.data() + d_.q_heads * D,
                                c.qkv.data() + (d_.q_heads + d_.kv_heads) * D, c.att.data(), c.lse.data(), attn_shape(),
                                attn_scale(), c.dqkv.data(), c.dqkv.data() + d_.q_heads * D,
                                c.dqkv.data() + (d_.q_heads + d_.kv_heads) * D);
     if (m_.position == position::rope) {
-      ops::rope_backward(System{}, c.dqkv.data(), R, d_.seq_len, d_.q_heads, D, d_.qkv_cols, 0, rope_cos_.data(), rope_sin_.data());
-      ops::rope_backward(System{}, c.dqkv.data() + d_.q_heads * D, R, d_.seq_len, d_.kv_heads, D, d_.qkv_cols, 0, rope_cos_.data(),
+      ops::rope_backward(sys_, c.dqkv.data(), R, d_.seq_len, d_.q_heads, D, d_.qkv_cols, 0, rope_cos_.data(), rope_sin_.data());
+      ops::rope_backward(sys_, c.dqkv.data() + d_.q_heads * D, R, d_.seq_len, d_.kv_heads, D, d_.qkv_cols, 0, rope_cos_.data(),
                          rope_sin_.data());
     }
-    ops::linear_backward(System{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
+    ops::linear_backward(sys_, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
                          d_.qkv_cols, tmp_R_.data(), static_cast<G*>(nullptr), static_cast<G*>(nullptr));
     weight_grad(split, deferred, [this, &c, s, R, C] {
-      ops::linear_backward(System{}, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
+      ops::linear_backward(sys_, c.dqkv.data(), c.g1.empty() ? c.h1.data() : c.g1.data(), W(s.qkv_w), R, C,
                            d_.qkv_cols, static_cast<T*>(nullptr), dW(s.qkv_w), dW(s.qkv_b));
     });
     reduce_rows(tmp_R_, tmp_l_);
-    System::copy(dx.data(), dmid.data(), static_cast<std::int64_t>(dmid.size()));
+    sys_.copy(dx.data(), dmid.data(), static_cast<std::int64_t>(dmid.size()));
     norm_backward(s.norm1_w, s.norm1_b, tmp_l_.data(), x.data(), c.mean1, c.rstd1, Rl, dx.data());
   }
 
@@ -418,14 +419,14 @@ class chunk {
   void bias_grad_local_rows(const tbuf& full, int b) {
     if (b < 0) return;
     const std::int64_t row0 = d_.sp ? d_.tp_rank * d_.local_rows : 0;
-    ops::linear_backward(System{}, full.data() + row0 * d_.hidden, static_cast<const T*>(nullptr),
+    ops::linear_backward(sys_, full.data() + row0 * d_.hidden, static_cast<const T*>(nullptr),
                          static_cast<const T*>(nullptr), d_.local_rows, 0, d_.hidden, static_cast<T*>(nullptr),
                          static_cast<G*>(nullptr), dW(b));
   }
   void copy_gathered(const tbuf& local, tbuf& full) {
-    resize(full, d_.rows * d_.hidden);
+    resize_for_overwrite(full, d_.rows * d_.hidden);
     if (d_.sp) all_gather(tp_, local.data(), full.data(), static_cast<std::size_t>(d_.local_rows * d_.hidden));
-    else System::copy(full.data(), local.data(), static_cast<std::int64_t>(local.size()));
+    else sys_.copy(full.data(), local.data(), static_cast<std::int64_t>(local.size()));
   }
   template <class F>
   void weight_grad(bool split, std::vector<std::function<void()>>& deferred, F&& f) {
@@ -436,39 +437,37 @@ class chunk {
   // ---- head and loss -------------------------------------------------------------------------------------
   void head_forward(state& st) {
     const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
-    resize(st.hf, Rl * C);
+    resize_for_overwrite(st.hf, Rl * C);
     norm_forward(normf_w_, normf_b_, st.xs.back().data(), st.hf.data(), st.meanf, st.rstdf, Rl);
     const T* g = gather_rows(st.hf, st.gf);
-    resize(st.logits, R * d_.vocab_rows);
-    ops::linear_forward(System{}, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.vocab_rows, st.logits.data());
-    resize(st.lse, R);
-    resize(st.loss, R);
+    resize_for_overwrite(st.logits, R * d_.vocab_rows);
+    ops::linear_forward(sys_, g, W(head_), static_cast<const T*>(nullptr), R, C, d_.vocab_rows, st.logits.data());
+    resize_for_overwrite(st.lse, R);
+    resize_for_overwrite(st.loss, R);
     const ops::vocab_slice vs{d_.vocab_rows, d_.vocab_begin, d_.vocab, 0};
     if (d_.tp > 1)
-      ops::cross_entropy_forward(System{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
+      ops::cross_entropy_forward(sys_, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
     else
-      ops::cross_entropy_forward(System{}, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
-    const host_mirror<System, const A> loss(st.loss.data(), static_cast<std::size_t>(R));
-    double sum = 0;
-    for (std::int64_t r = 0; r < R; ++r) sum += loss[static_cast<std::size_t>(r)];
-    st.loss_sum = sum;
+      ops::cross_entropy_forward(sys_, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
+    check(st.loss_out != nullptr, "tessera internal: a last stage's forward needs somewhere to put its loss");
+    ops::sum_in_double(sys_, st.loss.data(), R, st.loss_out);  // stays in the system's memory
   }
   void head_backward(state& st, bool split, G loss_scale, tbuf& dx) {
     const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     const ops::vocab_slice vs{d_.vocab_rows, d_.vocab_begin, d_.vocab, 0};
-    ops::cross_entropy_backward(System{}, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
+    ops::cross_entropy_backward(sys_, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
                                 st.logits.data());
     const T* g = st.gf.empty() ? st.hf.data() : st.gf.data();
-    resize(tmp_R_, R * C);
-    ops::linear_backward(System{}, st.logits.data(), g, W(head_), R, C, d_.vocab_rows, tmp_R_.data(), static_cast<G*>(nullptr),
+    resize_for_overwrite(tmp_R_, R * C);
+    ops::linear_backward(sys_, st.logits.data(), g, W(head_), R, C, d_.vocab_rows, tmp_R_.data(), static_cast<G*>(nullptr),
                          static_cast<G*>(nullptr));
     weight_grad(split, st.deferred, [this, &st, R, C] {
       const T* gg = st.gf.empty() ? st.hf.data() : st.gf.data();
-      ops::linear_backward(System{}, st.logits.data(), gg, W(head_), R, C, d_.vocab_rows, static_cast<T*>(nullptr), dW(head_),
+      ops::linear_backward(sys_, st.logits.data(), gg, W(head_), R, C, d_.vocab_rows, static_cast<T*>(nullptr), dW(head_),
                            static_cast<G*>(nullptr));
     });
     reduce_rows(tmp_R_, tmp_l_);
-    System::fill(dx.data(), static_cast<std::int64_t>(dx.size()), T{});
+    sys_.fill(dx.data(), static_cast<std::int64_t>(dx.size()), T{});
     norm_backward(normf_w_, normf_b_, tmp_l_.data(), st.xs.back().data(), st.meanf, st.rstdf, Rl, dx.data());
   }
 
@@ -487,6 +486,7 @@ class chunk {
   model_desc m_;
   chunk_dims d_;
   param_store<T, System>& ps_;
+  System sys_;  ///< where every operator of the chunk is issued (the store's: the trainer's compute stream)
   Comm& tp_;
   int stage_, l0_, l1_;
   bool first_, last_;

@@ -1,5 +1,6 @@
-// tessera/ops/cuda.hpp — every operator of the CUDA backend (device pointers, cuda_system::stream(),
-// cuBLASLt GEMMs). Each entry point has the host version's name and arguments with cuda_system first.
+// tessera/ops/cuda.hpp — every operator of the CUDA backend (device pointers, cuBLASLt GEMMs). Each entry
+// point has the host version's name and arguments with a cuda_system value first, and issues its work on
+// that value's stream.
 #pragma once
 #if !defined(__CUDACC__)
 #error "tessera/ops/cuda.hpp needs a CUDA compiler (nvcc); the host operators are tessera/ops/host.hpp"

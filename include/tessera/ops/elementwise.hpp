@@ -1,7 +1,7 @@
 // tessera/ops/elementwise.hpp — the element-wise operators as TS_HD functors over a flat index.
 //
 // Each functor is one operator's whole per-element body; a backend runs it with
-// `System::for_each_index(n, f)` (an OpenMP loop on the host, thrust::for_each on CUDA), so the host
+// `sys.for_each_index(n, f)` (an OpenMP loop on the host, thrust::for_each on CUDA), so the host
 // tests run exactly the arithmetic the GPU runs. Functors hold raw pointers and sizes only (no class-type
 // template arguments: they go straight into device code).
 #pragma once

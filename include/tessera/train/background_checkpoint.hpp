@@ -108,9 +108,10 @@ void local_checkpoint_entries(Trainer& tr, const std::string& file, std::vector<
     const bool sharded = z.holds_shard_of(i);
     if (!tr.owners()[i] || (sharded && !values_whole)) continue;
     const auto n = static_cast<std::size_t>(s.numel());
-    const host_mirror<S, const T> value(s.value.data(), s.value.data() ? n : 0);
-    const host_mirror<S, const G> m(s.m.data(), s.m.size()), v(s.v.data(), s.v.size()),
-        master(s.master.data(), s.master.size());
+    const S sys = ps.sys;
+    const host_mirror<S, const T> value(s.value.data(), s.value.data() ? n : 0, sys);
+    const host_mirror<S, const G> m(s.m.data(), s.m.size(), sys), v(s.v.data(), s.v.size(), sys),
+        master(s.master.data(), s.master.size(), sys);
     for (const box& b : s.layout.boxes)
       for (int k = 0; k < (sharded ? 1 : 3); ++k)
         local_ckpt::add_entry(mt, s.layout, b, global_range{b.g_row, b.g_row + b.rows, b.g_col, b.g_col + b.cols}, k, file,
@@ -123,9 +124,10 @@ void local_checkpoint_entries(Trainer& tr, const std::string& file, std::vector<
   // the shards: every dp rank writes its own pieces (moments; masters, or ZeRO-3's parameters), for the
   // slots whose tp/pp owner it is
   if (z.pieces().empty()) return;
-  const host_mirror<S, const G> m(z.m_shard().data(), z.m_shard().size()), v(z.v_shard().data(), z.v_shard().size()),
-      master(z.master_shard().data(), z.master_shard().size());
-  const host_mirror<S, const T> value(z.p_shard().data(), z.p_shard().size());
+  const S sys = ps.sys;
+  const host_mirror<S, const G> m(z.m_shard().data(), z.m_shard().size(), sys),
+      v(z.v_shard().data(), z.v_shard().size(), sys), master(z.master_shard().data(), z.master_shard().size(), sys);
+  const host_mirror<S, const T> value(z.p_shard().data(), z.p_shard().size(), sys);
   for (const auto& p : z.pieces()) {
     if (!tr.piece_writers()[p.slot]) continue;
     const auto& s = ps.slots[p.slot];

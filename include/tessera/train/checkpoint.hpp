@@ -161,8 +161,8 @@ void shard_entries(Trainer& tr, const std::string& file, std::vector<st_entry>& 
     check(sv.m && sv.v, "tessera internal: optimizer state of ", s.layout.name, " not available for the checkpoint");
     using G = std::remove_cvref_t<decltype(*sv.m)>;
     const auto n = static_cast<std::size_t>(s.numel());
-    const auto value = mirror_of<S>(s.value);
-    const host_mirror<S, const G> m(sv.m, n), v(sv.v, n), master(sv.master, sv.master ? n : 0);
+    const auto value = mirror_of(s.value, ps.sys);
+    const host_mirror<S, const G> m(sv.m, n, ps.sys), v(sv.v, n, ps.sys), master(sv.master, sv.master ? n : 0, ps.sys);
     for (const box& b : s.layout.boxes) {
       const global_tensor& g = mt.tensors[static_cast<std::size_t>(b.tensor)];
       const std::int64_t rows = std::min(b.rows, ckpt_detail::stored_rows(g) - b.g_row);
@@ -390,7 +390,6 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
                             " the shape [", sl.rows, ", ", sl.cols, "] the manifest gives it"));
     return cache.emplace(id, rd->read(sl.key)).first->second;
   };
-  using S = typename Store::system;
   for (auto& s : ps.slots) {
     using G = typename std::remove_cvref_t<decltype(s.m)>::value_type;
     using T = std::remove_cvref_t<decltype(*s.value.data())>;
@@ -436,13 +435,13 @@ void load_slices(const checkpoint_manifest& man, const std::string& path, const 
                                 " elements rows [", r0, ", ", r1, ") x cols [", c0, ", ", c1, ") needs"));
       }
     }
-    auto value = mirror_of<S>(s.value);
+    auto value = mirror_of(s.value, ps.sys);
     for (std::size_t j = 0; j < param.size(); ++j) value[j] = ops::store<T>(param[j]);
     value.commit();
-    if (!s.master.empty()) S::from_host(s.master.data(), param.data(), s.numel());
+    if (!s.master.empty()) ps.sys.from_host(s.master.data(), param.data(), s.numel());
     for (auto [dst, src] : {std::pair{&s.m, &m}, std::pair{&s.v, &v}}) {
       dst->assign(src->size(), 0);
-      S::from_host(dst->data(), src->data(), s.numel());
+      ps.sys.from_host(dst->data(), src->data(), s.numel());
     }
   }
 }

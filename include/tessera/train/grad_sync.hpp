@@ -63,7 +63,7 @@ class gradient_sync {
     if (!expected_.empty())
       check(reported_ == expected_, "tessera internal: the chunks reported other gradient units than the program implies");
     wait_all(pending_);
-    if (!shared_.empty()) ready_to_communicate<Comm, System>();
+    if (!shared_.empty()) ready_to_communicate<Comm>(store_.sys);
     for (const auto& [i, group] : shared_) {
       sum_over_tp_if_partial(store_.slots[i], tp_, sp_);
       auto& s = store_.slots[i];
@@ -85,7 +85,7 @@ class gradient_sync {
     const grad_bucket& b = buckets_[static_cast<std::size_t>(bi)];
     for (std::size_t i : b.slots) sum_over_tp_if_partial(store_.slots[i], tp_, sp_);
     if (dp_.size() == 1) return;
-    ready_to_communicate<Comm, System>();  // the backward that made these gradients is complete before they travel
+    ready_to_communicate<Comm>(store_.sys);  // the backward that made these gradients is complete before they travel
     auto* p = store_.grad_arena.data() + b.offset;
     if (zero_ == 1) {  // each dp rank receives the sum of its block only, in place
       pending_.push_back(dp_.ireduce_scatter_v(p, p + b.part.displ(dp_.rank()), b.part));

@@ -75,8 +75,8 @@ void load_hf(const std::string& path, const model_desc& m, const model_tensors& 
   }
   for (std::size_t si = 0; si < ps.slots.size(); ++si) {
     auto& s = ps.slots[si];
-    S::from_host(s.value.data(), staged[si].data(), static_cast<std::int64_t>(staged[si].size()));
-    S::from_host(s.master.data(), staged_master[si].data(), static_cast<std::int64_t>(staged_master[si].size()));
+    ps.sys.from_host(s.value.data(), staged[si].data(), static_cast<std::int64_t>(staged[si].size()));
+    ps.sys.from_host(s.master.data(), staged_master[si].data(), static_cast<std::int64_t>(staged_master[si].size()));
   }
 }
 
@@ -98,9 +98,9 @@ void export_hf(const std::string& path, st_dtype dtype, const model_desc& m, con
     if (!owns[si]) continue;
     const auto& s = ps.slots[si];
     const auto n = static_cast<std::size_t>(s.numel());
-    values[si] = host_mirror<S, const T>(s.value.data(), n);
+    values[si] = host_mirror<S, const T>(s.value.data(), n, ps.sys);
     const G* master = !masters.empty() ? masters[si] : s.master.empty() ? nullptr : s.master.data();
-    if (master) master_of[si] = host_mirror<S, const G>(master, n);
+    if (master) master_of[si] = host_mirror<S, const G>(master, n, ps.sys);
   }
   const auto layout = hf_layout(m);
   std::vector<st_entry> entries;

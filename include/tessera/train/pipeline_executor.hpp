@@ -80,9 +80,11 @@ class pipeline_executor {
   using G = ops::grad_t<T>;
 
   /// chunks[g]: the chunk of global stage g on this rank (nullptr for stages elsewhere).
-  pipeline_executor(const plan_desc& pd, int pp_rank, const chunk_dims& d, Comm& pp, std::vector<chunk_t*> chunks)
+  /// `sys`: the system value the chunks issue their work on.
+  pipeline_executor(const plan_desc& pd, int pp_rank, const chunk_dims& d, Comm& pp, std::vector<chunk_t*> chunks,
+                    System sys)
       : pd_(pd), me_(pp_rank), rows_(d.rows), message_(static_cast<std::size_t>(d.local_rows * d.hidden)), pp_(pp),
-        chunks_(std::move(chunks)) {}
+        chunks_(std::move(chunks)), sys_(sys) {}
 
   /// The batch the next programs read (in the system's memory): microbatch j of stage g reads rows
   /// pd.global_microbatch(g, j)·R.
@@ -98,13 +100,17 @@ class pipeline_executor {
   /// @pre set_batch() was called; every peer runs its own part of the same schedule.
   template <class After, class OnLast>
   double run(const pipeline_program& p, G backward_scale, After&& after_action, OnLast&& on_last_forward, bool account) {
-    double loss = 0;
+    std::size_t forwards = 0;  // an upper bound on the microbatch losses this program makes
+    for (const action& a : p.actions)
+      for (int pi = 0; pi < num_parts(a); ++pi) forwards += part(a, pi).kind == op::F;
+    resize_for_overwrite(losses_, static_cast<std::int64_t>(forwards));
+    losses_made_ = 0;
     for (std::size_t idx = 0; idx < p.actions.size(); ++idx) {
       const action& a = p.actions[idx];
       {
         std::optional<trace::span> traced;  // --trace: the action (not what follows it) on the "pipeline" track
         if (trace::process().enabled()) traced.emplace(trace::track::pipeline, to_string(a));
-        for (int pi = 0; pi < num_parts(a); ++pi) loss += compute(part(a, pi), backward_scale, on_last_forward);
+        for (int pi = 0; pi < num_parts(a); ++pi) compute(part(a, pi), backward_scale, on_last_forward);
         communicate(a);
       }
       if (account) {
@@ -117,7 +123,7 @@ class pipeline_executor {
       for (auto [g, j] : p.release_after[idx])
         if (states_.count({g, j})) release(g, j);
     }
-    return loss;
+    return summed_losses();
   }
 
   /// Peak bytes of microbatch states (saved activations, messages in flight) held so far.
@@ -125,16 +131,26 @@ class pipeline_executor {
 
  private:
   chunk_t& chunk_at(int g) { return *chunks_[static_cast<std::size_t>(g)]; }
+  /// The microbatch losses of the last run, in the order they were made, summed on the host: one copy
+  /// from the system's memory per run (a step's loss comes back once).
+  double summed_losses() {
+    std::vector<double> made(losses_made_);
+    sys_.to_host(made.data(), losses_.data(), static_cast<std::int64_t>(losses_made_));
+    double loss = 0;
+    for (double x : made) loss += x;
+    return loss;
+  }
   template <class OnLast>
-  double compute(const action& x, G scale, OnLast& on_last_forward) {
+  void compute(const action& x, G scale, OnLast& on_last_forward) {
     chunk_t& c = chunk_at(x.stage);
     state_t& st = state(x.stage, x.mb);
     switch (x.kind) {
       case op::F:
+        if (c.last()) st.loss_out = losses_.data() + losses_made_++;
         c.forward(st);
         if (c.last()) {
           on_last_forward(st);
-          return st.loss_sum;
+          return;
         }
         if (local_next(x.stage)) {  // the next stage runs here too (V shapes, interleaving): hand over
           auto& nx = state(x.stage + 1, x.mb);
@@ -150,23 +166,22 @@ class pipeline_executor {
       case op::W: c.weight_backward(st); break;
       default: break;
     }
-    return 0;
   }
   void communicate(const action& a) {
     if (!is_comm(a.kind)) return;
     const prof::scope p_comm("pipeline send/recv");
     auto& st = state(a.stage, a.mb);
-    if (a.kind == op::send_f || a.kind == op::send_b) ready_to_communicate<Comm, System>();  // the message is computed
+    if (a.kind == op::send_f || a.kind == op::send_b) ready_to_communicate<Comm>(sys_);  // the message is computed
     switch (a.kind) {
       case op::send_f: pp_.send(st.xs.back().data(), message_, a.peer, tag(a.stage + 1, a.mb, true)); break;
       case op::recv_f:
         st.xs.resize(1);
-        resize(st.xs[0], static_cast<std::int64_t>(message_));
+        resize_for_overwrite(st.xs[0], static_cast<std::int64_t>(message_));
         pp_.recv(st.xs[0].data(), message_, a.peer, tag(a.stage, a.mb, true));
         break;
       case op::send_b: pp_.send(st.dx.data(), message_, a.peer, tag(a.stage - 1, a.mb, false)); break;
       case op::recv_b:
-        resize(st.dy, static_cast<std::int64_t>(message_));
+        resize_for_overwrite(st.dy, static_cast<std::int64_t>(message_));
         pp_.recv(st.dy.data(), message_, a.peer, tag(a.stage, a.mb, false));
         break;
       default: break;
@@ -192,7 +207,7 @@ class pipeline_executor {
       p->tokens = tokens_ + row0;
       p->targets = targets_ + row0;
       p->deferred.clear();
-      p->loss_sum = 0;
+      p->loss_out = nullptr;
     }
     return *p;
   }
@@ -208,6 +223,9 @@ class pipeline_executor {
   std::size_t message_ = 0;  ///< elements of one activation (or gradient) message
   Comm& pp_;
   std::vector<chunk_t*> chunks_;
+  System sys_;
+  buffer_of<System, double> losses_;  ///< the run's microbatch losses (system memory), in the order made
+  std::size_t losses_made_ = 0;
   const std::int32_t* tokens_ = nullptr;
   const std::int32_t* targets_ = nullptr;
   std::map<std::pair<int, int>, std::unique_ptr<state_t>> states_;

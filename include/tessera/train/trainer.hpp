@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tessera/comm/communicator.hpp"
@@ -93,6 +94,8 @@ class trainer {
         pp_rank_(mc.coord(axis::pp)), tp_rank_(mc.coord(axis::tp)),
         batch_(o.batch > 0 ? o.batch : pd.dp * pd.schedule.microbatches),
         d_(chunk_dims_of(pd, D, batch_, tp_rank_)), tensors_(make_model_tensors(pd.model, pd.vocab_padded)) {
+    store_.sys = context_.system();  // every operator, copy and communicator of the step works on it
+    mc.bind_compute(store_.sys);
     build_chunks();
     arrange_slots();
     // bf16 storage: fp32 master weights (the optimizer updates them; the bf16 values are their rounding)
@@ -119,7 +122,8 @@ class trainer {
     std::vector<chunk_t*> by_stage(chunk_of_stage_.size(), nullptr);
     for (std::size_t g = 0; g < chunk_of_stage_.size(); ++g)
       if (chunk_of_stage_[g] >= 0) by_stage[g] = chunks_[static_cast<std::size_t>(chunk_of_stage_[g])].get();
-    executor_ = std::make_unique<pipeline_executor<T, D, Comm, System>>(pd, pp_rank_, d_, mc.along(axes::pp), std::move(by_stage));
+    executor_ = std::make_unique<pipeline_executor<T, D, Comm, System>>(pd, pp_rank_, d_, mc.along(axes::pp), std::move(by_stage),
+                                                                       store_.sys);
     inputs_.resize(static_cast<std::size_t>(batch_ / pd.dp * d_.seq_len));
     targets_.resize(inputs_.size());
     if constexpr (System::host_accessible) {
@@ -130,6 +134,14 @@ class trainer {
       executor_->set_batch(system_inputs_.data(), system_targets_.data());
     }
   }
+
+  trainer(const trainer&) = delete;
+  trainer& operator=(const trainer&) = delete;
+  /// The communicators no longer order themselves with this trainer's stream (it is about to go).
+  ~trainer() { mc_.bind_compute(System{}); }
+
+  /// The system value the trainer's work is issued on (its own compute stream on a device).
+  const System& compute_system() const { return store_.sys; }
 
   /// Mean token loss over batches [k0, k0 + count) without updating (forward only).
   double evaluate(int k0, int count) {
@@ -177,7 +189,7 @@ class trainer {
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (zero_->optimizer_sharded() && !shared_[i]) continue;  // updated shard by shard below
       auto& s = store_.slots[i];
-      ops::adamw_step(System{}, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
+      ops::adamw_step(store_.sys, s.value.data(), s.master.empty() ? static_cast<G*>(nullptr) : s.master.data(),
                       s.grad.data(), s.m.data(), s.v.data(), s.numel(), p, s.layout.decay);
     }
     if (zero_->optimizer_sharded()) zero_->update(p);
@@ -199,7 +211,7 @@ class trainer {
         std::memcpy(dst, p, k * sizeof(E));
       } else {
         std::vector<E> host(k);
-        System::to_host(host.data(), p, static_cast<std::int64_t>(k));
+        store_.sys.to_host(host.data(), p, static_cast<std::int64_t>(k));
         std::memcpy(dst, host.data(), k * sizeof(E));
       }
       dst += k * sizeof(E);
@@ -213,7 +225,7 @@ class trainer {
       using E = std::remove_cvref_t<decltype(*p)>;
       std::vector<E> host(k);
       std::memcpy(host.data(), src, k * sizeof(E));
-      System::from_host(p, host.data(), static_cast<std::int64_t>(k));
+      store_.sys.from_host(p, host.data(), static_cast<std::int64_t>(k));
       src += k * sizeof(E);
     });
     adam_step_ = adam_step;
@@ -294,7 +306,8 @@ class trainer {
       stage_batch();
       row.clear();
       executor_->run(one, G(0), [](std::size_t) {}, [&](auto& st) {  // sequence 0, position len - 1
-        const host_mirror<System, const T> logits(st.logits.data() + (len - 1) * V, static_cast<std::size_t>(V));
+        const host_mirror<System, const T> logits(st.logits.data() + (len - 1) * V, static_cast<std::size_t>(V),
+                                                  store_.sys);
         row.resize(static_cast<std::size_t>(V));
         for (std::size_t j = 0; j < row.size(); ++j) row[j] = static_cast<float>(logits[j]);
       }, false);
@@ -415,8 +428,8 @@ class trainer {
   /// The host's tokens and targets into the system's memory (where that is not the host's own).
   void stage_batch() {
     if constexpr (!System::host_accessible) {
-      System::from_host(system_inputs_.data(), inputs_.data(), static_cast<std::int64_t>(inputs_.size()));
-      System::from_host(system_targets_.data(), targets_.data(), static_cast<std::int64_t>(targets_.size()));
+      store_.sys.from_host(system_inputs_.data(), inputs_.data(), static_cast<std::int64_t>(inputs_.size()));
+      store_.sys.from_host(system_targets_.data(), targets_.data(), static_cast<std::int64_t>(targets_.size()));
     }
   }
   /// Mean token loss of the batch from this rank's summed loss (tp rank 0 of each last stage counts).
@@ -425,18 +438,28 @@ class trainer {
     return all_reduce_value(mc_.world(), v) / (static_cast<double>(batch_) * d_.seq_len);
   }
   /// The global gradient norm, every parameter counted once (by its owner; sharded slots by shard).
+  /// Each piece's Σ g² is computed into the system's memory; the pieces come back in one copy and are
+  /// added on the host in order.
   double global_grad_norm() {
     const prof::scope p("gradient norm");
-    double sq = 0;
+    std::vector<std::pair<const G*, std::int64_t>> pieces;
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (zero_->optimizer_sharded() && !shared_[i]) continue;  // counted from the shards below
-      if (owner_[i]) sq += ops::sum_of_squares(System{}, store_.slots[i].grad.data(), store_.slots[i].numel());
+      if (owner_[i]) pieces.emplace_back(store_.slots[i].grad.data(), store_.slots[i].numel());
     }
-    sq = zero_->add_shard_sum_of_squares(sq, tp_rank_);
+    zero_->for_each_norm_piece(tp_rank_, [&](const G* g, std::int64_t n) { pieces.emplace_back(g, n); });
+    resize_for_overwrite(norm_pieces_, static_cast<std::int64_t>(pieces.size()));
+    for (std::size_t k = 0; k < pieces.size(); ++k)
+      ops::sum_of_squares(store_.sys, pieces[k].first, pieces[k].second, norm_pieces_.data() + k);
+    std::vector<double> squares(pieces.size());
+    store_.sys.to_host(squares.data(), norm_pieces_.data(), static_cast<std::int64_t>(squares.size()));
+    double sq = 0;
+    for (double x : squares) sq += x;
     if (poison_norm_) sq = std::numeric_limits<double>::quiet_NaN(), poison_norm_ = false;
     return std::sqrt(all_reduce_value(mc_.world(), sq));
   }
 
+  typename System::context context_;  ///< first: what store_.sys refers to outlives everything using it
   plan_desc pd_;
   pipeline_program program_;
   adamw_config adam_;  ///< the optimizer's part of the options
@@ -460,6 +483,7 @@ class trainer {
   std::unique_ptr<pipeline_executor<T, D, Comm, System>> executor_;
   std::vector<std::int32_t> inputs_, targets_;             ///< this rank's batch, on the host
   buffer_of<System, std::int32_t> system_inputs_, system_targets_;  ///< ... in the system's memory (when not the host's)
+  buffer_of<System, double> norm_pieces_;  ///< Σ g² of each piece of the global norm (system memory)
   std::int64_t adam_step_ = 0;
   bool poison_norm_ = false;
 };

@@ -316,7 +316,7 @@ class training_run {
   void start_trace() {
     flight_recorder::process().enable(true);  // its operations are the trace's communication spans
     trace::process().take();
-    if (trace::device_timeline* d = System::timeline()) {  // a device's own times of its streams' work
+    if (trace::device_timeline* d = tr_.compute_system().timeline()) {  // a device's own times of its streams' work
       d->start();
       trace::process().set_device(d);
     }
@@ -326,7 +326,7 @@ class training_run {
   void finish_trace(int k, double t0_s) {
     trace::process().enable(false);
     std::vector<trace::event> events = trace::process().take();
-    if (trace::device_timeline* d = System::timeline()) {
+    if (trace::device_timeline* d = tr_.compute_system().timeline()) {
       for (trace::event& e : d->collect()) events.push_back(std::move(e));
       trace::process().set_device(nullptr);
     }

@@ -98,9 +98,9 @@ class zero_state {
     for (const shard_piece& sp : pieces_) {
       const auto& s = store_.slots[sp.slot];
       const std::int64_t at = sp.arena_off - s.grad_offset;
-      System::copy(m_shard_.data() + sp.shard_off, s.m.data() + at, sp.n);
-      System::copy(v_shard_.data() + sp.shard_off, s.v.data() + at, sp.n);
-      if constexpr (!std::is_same_v<T, G>) System::copy(master_shard_.data() + sp.shard_off, s.master.data() + at, sp.n);
+      store_.sys.copy(m_shard_.data() + sp.shard_off, s.m.data() + at, sp.n);
+      store_.sys.copy(v_shard_.data() + sp.shard_off, s.v.data() + at, sp.n);
+      if constexpr (!std::is_same_v<T, G>) store_.sys.copy(master_shard_.data() + sp.shard_off, s.master.data() + at, sp.n);
     }
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
       if (shared_[i]) continue;
@@ -115,8 +115,8 @@ class zero_state {
   /// Zeroes every gradient this rank accumulates into (before a step's first microbatch).
   void zero_gradients() {
     if (grads_sharded_) {  // the shard (and the shared slots' own buffers) hold the gradients between microbatches
-      System::fill(g_shard_.data(), static_cast<std::int64_t>(g_shard_.size()), G(0));
-      System::fill(rep_grads_.data(), static_cast<std::int64_t>(rep_grads_.size()), G(0));
+      store_.sys.fill(g_shard_.data(), static_cast<std::int64_t>(g_shard_.size()), G(0));
+      store_.sys.fill(rep_grads_.data(), static_cast<std::int64_t>(rep_grads_.size()), G(0));
     } else {
       store_.zero_grads();
     }
@@ -125,18 +125,19 @@ class zero_state {
   G* shard_grad(const shard_piece& p) {
     return grads_sharded_ ? g_shard_.data() + p.shard_off : store_.grad_arena.data() + p.arena_off;
   }
-  /// Adds the shard's part of Σ g² to sq, piece by piece (tp-replicated slots counted on tp rank 0 only).
-  double add_shard_sum_of_squares(double sq, int tp_rank) {
+  /// f(gradient, count) for each piece of the shard that counts in Σ g², in order (tp-replicated slots
+  /// count on tp rank 0 only).
+  template <class F>
+  void for_each_norm_piece(int tp_rank, F&& f) {
     for (const shard_piece& p : pieces_)
-      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank == 0) sq += ops::sum_of_squares(System{}, shard_grad(p), p.n);
-    return sq;
+      if (store_.slots[p.slot].layout.role == tp_role::sharded || tp_rank == 0) f(shard_grad(p), p.n);
   }
   /// AdamW on the shard, then (below stage 3) the updated parameters all-gathered over dp, bucket by
   /// bucket; at stage 3 they are gathered unit by unit when next used. @pre the step's gradients are reduced.
   void update(const ops::math::adamw_params& p) {
     if (values_sharded_) drain_prefetch();  // nothing may still be gathering the shards being updated
     for (const shard_piece& sp : pieces_)
-      ops::adamw_step(System{}, values_sharded_ ? p_shard_.data() + sp.shard_off : store_.value_arena.data() + sp.arena_off,
+      ops::adamw_step(store_.sys, values_sharded_ ? p_shard_.data() + sp.shard_off : store_.value_arena.data() + sp.arena_off,
                       master_shard_.empty() ? static_cast<G*>(nullptr) : master_shard_.data() + sp.shard_off,
                       shard_grad(sp), m_shard_.data() + sp.shard_off, v_shard_.data() + sp.shard_off, sp.n, p,
                       store_.slots[sp.slot].layout.decay);
@@ -238,7 +239,7 @@ class zero_state {
       resize(rep_values_, nrep);
       resize(p_shard_, total);
       for (const shard_piece& sp : pieces_)
-        System::copy(p_shard_.data() + sp.shard_off, store_.value_arena.data() + sp.arena_off, sp.n);
+        store_.sys.copy(p_shard_.data() + sp.shard_off, store_.value_arena.data() + sp.arena_off, sp.n);
     }
     std::int64_t off = 0;
     for (std::size_t i = 0; i < store_.slots.size(); ++i) {
@@ -246,7 +247,7 @@ class zero_state {
       if (shared_[i]) {
         bind(s.grad, rep_grads_.data() + off, s.numel());
         if (values_sharded_) {
-          System::copy(rep_values_.data() + off, s.value.data(), s.numel());
+          store_.sys.copy(rep_values_.data() + off, s.value.data(), s.numel());
           bind(s.value, rep_values_.data() + off, s.numel());
         }
         off += s.numel();
@@ -311,10 +312,10 @@ class zero_state {
     unit_state& u = units_[static_cast<std::size_t>(b)];
     const int mine = bk.part.count(me_);
     resize(rs_tmp_, mine);
-    ready_to_communicate<Comm, System>();  // the unit's backward is complete before its gradient travels
+    ready_to_communicate<Comm>(store_.sys);  // the unit's backward is complete before its gradient travels
     dp_.reduce_scatter_v(u.grads.data(), rs_tmp_.data(), bk.part);
     G* g = g_shard_.data() + bk.shard_off;
-    ops::add(System{}, g, rs_tmp_.data(), mine, g);
+    ops::add(store_.sys, g, rs_tmp_.data(), mine, g);
   }
   /// ZeRO-3: start gathering unit b's parameters unless they are here or on their way.
   void start_gather(int b) {

@@ -404,7 +404,7 @@ enum class attention_engine { automatic, own_kernel };
 
 /// o = softmax(q·kᵀ·scale + causal mask)·v per head; lse (device, fp32) saved for the backward.
 template <int D, class T, int Br = attention_tiles<D>::Br, int Bc = attention_tiles<D>::Bc>
-void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, acc_t<T>* lse, attention_shape sh,
+void attention_forward(cuda_system sys, const T* q, const T* k, const T* v, T* o, acc_t<T>* lse, attention_shape sh,
                        acc_t<T> scale, attention_engine engine = attention_engine::automatic) {
   const trace::device_span traced_("attention fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "attention (CUDA): fp32 or bf16");
@@ -412,12 +412,12 @@ void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, ac
   sh = attention_detail::packed(sh, D);
   attention_detail::check_attention(sh, D);
   if (sh.B == 0 || sh.T == 0 || sh.Hq == 0) return;
-  if (engine == attention_engine::automatic && cuda_detail::cudnn_attention_forward(sh, D, q, k, v, o, lse, scale))
+  if (engine == attention_engine::automatic && cuda_detail::cudnn_attention_forward(sys, sh, D, q, k, v, o, lse, scale))
     return;
   const i64 tiles = cuda_detail::ceil_div(sh.T, Br);
   cuda_detail::check_attention_launch(sh, tiles);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(sh.B * sh.Hq));
-  cuda_detail::launch("attention_fwd_kernel", cuda_detail::attention_fwd_kernel<T, D, Br, Bc>, grid,
+  cuda_detail::launch(sys, "attention_fwd_kernel", cuda_detail::attention_fwd_kernel<T, D, Br, Bc>, grid,
                       cuda_detail::attention_fwd_threads<D, Br>(), q, k, v, o, lse, sh.T, static_cast<int>(sh.Hq),
                       static_cast<int>(sh.Hq / sh.Hkv), sh.ld_q, sh.ld_k, sh.ld_v, sh.ld_o, scale);
 }
@@ -425,7 +425,7 @@ void attention_forward(cuda_system, const T* q, const T* k, const T* v, T* o, ac
 /// dq, dk, dv (written; strides as q, k, v) from dO (stride ld_o), recomputing the scores from lse.
 /// Uses scratch slot 1 for D = rowsum(dO ∘ O) (B·Hq·T floats).
 template <int D, class T, int Br = attention_tiles<D>::Br, int Bc = attention_tiles<D>::Bc>
-void attention_backward(cuda_system, const T* dout, const T* q, const T* k, const T* v, const T* o,
+void attention_backward(cuda_system sys, const T* dout, const T* q, const T* k, const T* v, const T* o,
                         const acc_t<T>* lse, attention_shape sh, acc_t<T> scale, T* dq, T* dk, T* dv,
                         attention_engine engine = attention_engine::automatic) {
   const trace::device_span traced_("attention bwd");
@@ -435,23 +435,23 @@ void attention_backward(cuda_system, const T* dout, const T* q, const T* k, cons
   attention_detail::check_attention(sh, D);
   if (sh.B == 0 || sh.T == 0 || sh.Hq == 0) return;
   if (engine == attention_engine::automatic &&
-      cuda_detail::cudnn_attention_backward(sh, D, dout, q, k, v, o, lse, scale, dq, dk, dv))
+      cuda_detail::cudnn_attention_backward(sys, sh, D, dout, q, k, v, o, lse, scale, dq, dk, dv))
     return;
   const i64 q_tiles = cuda_detail::ceil_div(sh.T, Br), k_tiles = cuda_detail::ceil_div(sh.T, Bc);
   cuda_detail::check_attention_launch(sh, std::max(q_tiles, k_tiles));
   const int Hq = static_cast<int>(sh.Hq), Hkv = static_cast<int>(sh.Hkv), rep = Hq / Hkv;
 
-  float* Dv = cuda_detail::device_scratch<float>(sh.B * sh.Hq * sh.T, 1);
+  float* Dv = cuda_detail::device_scratch<float>(sys, sh.B * sh.Hq * sh.T, 1);
   const i64 rows = sh.B * sh.T;
-  cuda_detail::launch("attention_row_dot_kernel", cuda_detail::attention_row_dot_kernel<T, D>,
+  cuda_detail::launch(sys, "attention_row_dot_kernel", cuda_detail::attention_row_dot_kernel<T, D>,
                       cuda_detail::grid_for(rows * sh.Hq * 32, 256), 256, dout, o, rows, sh.T, Hq, sh.ld_o, Dv);
 
-  cuda_detail::launch("attention_bwd_dkdv_kernel", cuda_detail::attention_bwd_dkdv_kernel<T, D, Br, Bc>,
+  cuda_detail::launch(sys, "attention_bwd_dkdv_kernel", cuda_detail::attention_bwd_dkdv_kernel<T, D, Br, Bc>,
                       dim3(static_cast<unsigned>(k_tiles), static_cast<unsigned>(sh.B * sh.Hkv)),
                       cuda_detail::attention_dkdv_threads<D, Bc>(), dout, q, k, v, lse, Dv, sh.T, Hq, Hkv, rep,
                       sh.ld_q, sh.ld_k, sh.ld_v, sh.ld_o, scale, dk, dv);
 
-  cuda_detail::launch("attention_bwd_dq_kernel", cuda_detail::attention_bwd_dq_kernel<T, D, Br, Bc>,
+  cuda_detail::launch(sys, "attention_bwd_dq_kernel", cuda_detail::attention_bwd_dq_kernel<T, D, Br, Bc>,
                       dim3(static_cast<unsigned>(q_tiles), static_cast<unsigned>(sh.B * sh.Hq)),
                       cuda_detail::attention_fwd_threads<D, Br>(), dout, q, k, v, lse, Dv, sh.T, Hq, rep, sh.ld_q,
                       sh.ld_k, sh.ld_v, sh.ld_o, scale, dq);

@@ -3,8 +3,9 @@
 // fp32 inputs → fp32 output; bf16 inputs → fp32 or bf16 output. Always CUBLAS_COMPUTE_32F (fp32
 // accumulation, no TF32), fp32 α and β. A row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ,
 // so the column-major call swaps the operands and keeps the transposition flags. Each host thread keeps a
-// cuBLASLt handle, a 32 MiB workspace and a cache of the heuristic's choice per problem (types, sizes,
-// strides, pointer alignments, epilogue), so a training step after the first asks the heuristic nothing.
+// cuBLASLt handle and a cache of the heuristic's choice per problem (types, sizes, strides, pointer
+// alignments, epilogue), so a training step after the first asks the heuristic nothing; the 32 MiB
+// workspace is the stream's operator scratch (common.hpp), so matmuls on two streams never share one.
 // Nothing here is a hand-written GEMM.
 #pragma once
 #if !defined(__CUDACC__)
@@ -56,7 +57,6 @@ using lt_key = std::array<std::int64_t, 16>;
 struct lt_context {
   static constexpr std::size_t workspace_bytes = std::size_t(32) << 20;
   cublasLtHandle_t handle = nullptr;
-  void* workspace = nullptr;
   int device = -1;
   std::map<lt_key, cublasLtMatmulHeuristicResult_t> algos;
 
@@ -66,9 +66,7 @@ struct lt_context {
   ~lt_context() { release(); }
   void release() {
     // errors at process exit (runtime unloading) are ignored
-    if (workspace) (void)cudaFree(workspace);
     if (handle) (void)cublasLtDestroy(handle);
-    workspace = nullptr;
     handle = nullptr;
     algos.clear();
   }
@@ -83,7 +81,6 @@ struct lt_context {
     }
     if (!c.handle) {
       lt_check(cublasLtCreate(&c.handle), "cublasLtCreate");
-      cuda_check(cudaMalloc(&c.workspace, workspace_bytes), "cudaMalloc (cuBLASLt workspace)");
       c.device = dev;
     }
     return c;
@@ -154,8 +151,8 @@ inline void set_epilogue(cublasLtMatmulDesc_t op, const lt_epilogue& e) {
 /// false — having done nothing — only when an epilogue is asked for and cuBLASLt has no algorithm for it;
 /// the caller then does the epilogue's work itself. Without an epilogue, no algorithm is an error.
 template <class TA, class TC>
-bool lt_gemm(host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, const TA* a, i64 lda, const TA* b,
-             i64 ldb, float beta, TC* c, i64 ldc, const lt_epilogue& e = {}) {
+bool lt_gemm(const cuda_system& sys, host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, const TA* a,
+             i64 lda, const TA* b, i64 ldb, float beta, TC* c, i64 ldc, const lt_epilogue& e = {}) {
   static_assert(is_device_storage_v<TA> && is_device_storage_v<TC>, "cuBLASLt GEMM: fp32 or bf16 only");
   static_assert(!(std::is_same_v<TA, float> && std::is_same_v<TC, bf16>),
                 "cuBLASLt GEMM: fp32 inputs take an fp32 output");
@@ -210,7 +207,8 @@ bool lt_gemm(host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, c
     it = ctx.algos.emplace(key, res).first;
   }
   lt_check(cublasLtMatmul(ctx.handle, d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c, &it->second.algo,
-                          ctx.workspace, lt_context::workspace_bytes, cuda_system::stream()),
+                          device_scratch<unsigned char>(sys, lt_context::workspace_bytes, lt_workspace_slot),
+                          lt_context::workspace_bytes, sys.stream()),
            "cublasLtMatmul");
   return true;
 }
@@ -230,20 +228,20 @@ __global__ void scale_rows_kernel(TC* c, i64 m, i64 n, i64 ldc, float beta) {
 }  // namespace cuda_detail
 
 /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major with leading dimensions lda, ldb, ldc;
-/// device pointers, issued on cuda_system::stream(). TA ∈ {float, bf16}; TC = float, or bf16 for bf16
+/// device pointers, issued on sys.stream(). TA ∈ {float, bf16}; TC = float, or bf16 for bf16
 /// inputs. fp32 accumulation throughout.
 template <class TA, class TC>
-void gemm(cuda_system, host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, const TA* a, i64 lda,
+void gemm(cuda_system sys, host::trans ta, host::trans tb, i64 m, i64 n, i64 k, float alpha, const TA* a, i64 lda,
           const TA* b, i64 ldb, float beta, TC* c, i64 ldc) {
   const trace::device_span traced_("gemm (cuBLASLt)");
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 1.0f) return;
-    cuda_detail::launch("scale_rows_kernel", cuda_detail::scale_rows_kernel<TC>, cuda_detail::grid_for(m * n, 256),
+    cuda_detail::launch(sys, "scale_rows_kernel", cuda_detail::scale_rows_kernel<TC>, cuda_detail::grid_for(m * n, 256),
                         256, c, m, n, ldc, beta);
     return;
   }
-  cuda_detail::lt_gemm<TA, TC>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  cuda_detail::lt_gemm<TA, TC>(sys, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace tessera::ops

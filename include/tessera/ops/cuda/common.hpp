@@ -1,7 +1,8 @@
 // tessera/ops/cuda/common.hpp — what the CUDA operators share: launch checks, warp reductions, per-thread
 // device scratch and a deterministic column reduction (parameter gradients: dgamma, dbeta, db).
 //
-// Every kernel runs on cuda_system::stream(). Kernel templates take only types and integers (nvcc 13
+// Every kernel runs on the stream of the cuda_system value the operator was given (its first argument,
+// `sys`; there is no implicit stream). Kernel templates take only types and integers (nvcc 13
 // mishandles class-type non-type template arguments in .cu files); functor *types* are fine.
 #pragma once
 #if !defined(__CUDACC__)
@@ -13,8 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "tessera/core/bf16.hpp"
 #include "tessera/core/config.hpp"
@@ -38,12 +41,12 @@ constexpr i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 /// Throws with the kernel's name if its launch failed (bad configuration, no device, ...).
 inline void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
 
-/// kernel<<<grid, block, 0, cuda_system::stream()>>>(args...), then check_launch(name): the one place
+/// kernel<<<grid, block, 0, sys.stream()>>>(args...), then check_launch(name): the one place
 /// where the operators launch a kernel.
 template <class... P, class... A>
-void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, A&&... args) {
+void launch(const cuda_system& sys, const char* name, void (*kernel)(P...), dim3 grid, dim3 block, A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "launch: argument count differs from the kernel's");
-  kernel<<<grid, block, 0, cuda_system::stream()>>>(static_cast<P>(std::forward<A>(args))...);
+  kernel<<<grid, block, 0, sys.stream()>>>(static_cast<P>(std::forward<A>(args))...);
   check_launch(name);
 }
 
@@ -75,10 +78,11 @@ __device__ __forceinline__ math::online_softmax<float> warp_merge(math::online_s
   return s;
 }
 
-// ---- per-thread device scratch ----------------------------------------------------------------------
+// ---- per-stream device scratch ----------------------------------------------------------------------
 /// Device buffers that grow to the largest request and are then reused (no allocation in a training step
-/// after the first). Each host thread has its own; work is stream-ordered on that thread's
-/// cuda_system::stream(), so one operator's temporaries are free again when the next operator is issued.
+/// after the first). Each (host thread, stream) pair has its own slots; an operator's work is ordered on
+/// its stream, so one operator's temporaries are free again when the next operator on that stream is
+/// issued, and operators on different streams never share scratch.
 struct scratch_slot {
   void* ptr = nullptr;
   std::size_t bytes = 0;
@@ -89,15 +93,29 @@ struct scratch_slot {
     if (ptr) (void)cudaFree(ptr);  // errors at process exit (runtime unloading) are ignored
   }
 };
-inline constexpr int scratch_slots = 4;
+inline constexpr int scratch_slots = 5;
+inline constexpr int lt_workspace_slot = 4;  ///< cuBLASLt's workspace (only live during one matmul)
+struct stream_scratch {
+  cudaStream_t stream;
+  scratch_slot slots[scratch_slots];
+};
+/// Slot `slot` of sys's stream, grown to n elements of T. @pre 0 <= slot < scratch_slots.
 template <class T>
-T* device_scratch(i64 n, int slot) {
-  thread_local scratch_slot slots[scratch_slots];
-  scratch_slot& s = slots[slot];
+T* device_scratch(const cuda_system& sys, i64 n, int slot) {
+  thread_local std::vector<std::unique_ptr<stream_scratch>> per_stream;  // a few streams per thread at most
+  stream_scratch* mine = nullptr;
+  for (auto& p : per_stream)
+    if (p->stream == sys.stream()) mine = p.get();
+  if (!mine) {
+    per_stream.push_back(std::make_unique<stream_scratch>());
+    mine = per_stream.back().get();
+    mine->stream = sys.stream();
+  }
+  scratch_slot& s = mine->slots[slot];
   const std::size_t need = static_cast<std::size_t>(std::max<i64>(n, 1)) * sizeof(T);
   if (s.bytes < need) {
     if (s.ptr) {
-      cuda_check(cudaStreamSynchronize(cuda_system::stream()), "cudaStreamSynchronize (scratch growth)");
+      sys.synchronize();  // the old block's last users are done
       cuda_check(cudaFree(s.ptr), "cudaFree (scratch)");
       s.ptr = nullptr;
       s.bytes = 0;
@@ -174,18 +192,18 @@ __global__ void column_finish_kernel(const float* __restrict__ part, int chunks,
 
 /// d0[c] += Σ_n f(n, c)[0] (and d1[c] += Σ_n f(n, c)[1]); null outputs are skipped. Uses scratch slot 0.
 template <class F>
-void column_reduce(const F& f, i64 N, i64 C, float* d0, float* d1 = nullptr) {
+void column_reduce(const cuda_system& sys, const F& f, i64 N, i64 C, float* d0, float* d1 = nullptr) {
   constexpr int NO = F::outputs;
   static_assert(NO == 1 || NO == 2, "column_reduce: one or two outputs");
   if (N <= 0 || C <= 0 || (!d0 && !d1)) return;
   const column_chunks ch = column_chunking(N);
-  float* part = device_scratch<float>(static_cast<i64>(ch.chunks) * NO * C, 0);
+  float* part = device_scratch<float>(sys, static_cast<i64>(ch.chunks) * NO * C, 0);
   const i64 col_blocks = ceil_div(C, colred_cols);
   if (col_blocks > std::numeric_limits<int>::max()) throw usage_error(cat("column reduction: C = ", C, " too large"));
   const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(ch.chunks));
-  launch("column_partials_kernel", column_partials_kernel<F>, grid, dim3(colred_cols, colred_lanes), f, N, C,
+  launch(sys, "column_partials_kernel", column_partials_kernel<F>, grid, dim3(colred_cols, colred_lanes), f, N, C,
          ch.rows_per_chunk, part);
-  launch("column_finish_kernel", column_finish_kernel<NO>, grid_for(C, 256), 256, part, ch.chunks, C, d0, d1);
+  launch(sys, "column_finish_kernel", column_finish_kernel<NO>, grid_for(C, 256), 256, part, ch.chunks, C, d0, d1);
 }
 
 }  // namespace cuda_detail

@@ -130,7 +130,7 @@ inline unsigned ce_grid(i64 N) {
 /// Per-row lse[N] and loss[N] = lse − logit[target] (device, fp32). `comm` is no_comm{} or the tp group's
 /// device communicator (all_reduce over device pointers). Uses scratch slot 2 (2·N floats) when parallel.
 template <class T, class Comm = no_comm>
-void cross_entropy_forward(cuda_system, const T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
+void cross_entropy_forward(cuda_system sys, const T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
                            acc_t<T>* lse, acc_t<T>* loss, Comm&& comm = Comm{}) {
   const trace::device_span traced_("cross-entropy fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "cross_entropy (CUDA): fp32 or bf16");
@@ -139,27 +139,27 @@ void cross_entropy_forward(cuda_system, const T* logits, const std::int32_t* tar
   if (N <= 0) return;
   const i64 valid = vocab_detail::valid_columns(vs);
   if constexpr (!parallel) {
-    cuda_detail::launch("cross_entropy_fwd_kernel", cuda_detail::cross_entropy_fwd_kernel<T, false>,
+    cuda_detail::launch(sys, "cross_entropy_fwd_kernel", cuda_detail::cross_entropy_fwd_kernel<T, false>,
                         cuda_detail::ce_grid(N), cuda_detail::ce_threads, logits, targets, vs.ld, vs.v0, valid,
                         vs.vocab, lse, loss, nullptr);
   } else {
     static_assert(requires(std::remove_cvref_t<Comm>& c, const float* s, float* r) {
       c.all_reduce(s, r, std::size_t{1}, reduce_op::max);
     }, "cross_entropy (CUDA): the communicator needs all_reduce(const float*, float*, size_t, reduce_op) on device memory");
-    float* tgt = cuda_detail::device_scratch<float>(2 * N, 2);
+    float* tgt = cuda_detail::device_scratch<float>(sys, 2 * N, 2);
     float* gmax = tgt + N;
     const std::size_t n = static_cast<std::size_t>(N);
-    cuda_detail::launch("cross_entropy_fwd_kernel", cuda_detail::cross_entropy_fwd_kernel<T, true>,
+    cuda_detail::launch(sys, "cross_entropy_fwd_kernel", cuda_detail::cross_entropy_fwd_kernel<T, true>,
                         cuda_detail::ce_grid(N), cuda_detail::ce_threads, logits, targets, vs.ld, vs.v0, valid,
                         vs.vocab, lse, loss, tgt);
-    cuda_system::synchronize();
+    sys.synchronize();
     comm.all_reduce(static_cast<const float*>(lse), gmax, n, reduce_op::max);
-    cuda_detail::launch("cross_entropy_rescale_kernel", cuda_detail::cross_entropy_rescale_kernel<float>,
+    cuda_detail::launch(sys, "cross_entropy_rescale_kernel", cuda_detail::cross_entropy_rescale_kernel<float>,
                         cuda_detail::grid_for(N, 256), 256, lse, loss, gmax, N);
-    cuda_system::synchronize();
+    sys.synchronize();
     comm.all_reduce(static_cast<const float*>(loss), loss, n, reduce_op::sum);
     comm.all_reduce(static_cast<const float*>(tgt), tgt, n, reduce_op::sum);
-    cuda_detail::launch("cross_entropy_finish_kernel", cuda_detail::cross_entropy_finish_kernel<float>,
+    cuda_detail::launch(sys, "cross_entropy_finish_kernel", cuda_detail::cross_entropy_finish_kernel<float>,
                         cuda_detail::grid_for(N, 256), 256, lse, loss, tgt, N);
   }
 }
@@ -167,13 +167,13 @@ void cross_entropy_forward(cuda_system, const T* logits, const std::int32_t* tar
 /// dlogits = (softmax − onehot(target))·scale (e.g. scale = 1/N for a mean loss); padding columns get 0.
 /// dlogits may alias logits.
 template <class T>
-void cross_entropy_backward(cuda_system, const T* logits, const std::int32_t* targets, const acc_t<T>* lse, i64 N,
+void cross_entropy_backward(cuda_system sys, const T* logits, const std::int32_t* targets, const acc_t<T>* lse, i64 N,
                             vocab_slice vs, acc_t<T> scale, T* dlogits) {
   const trace::device_span traced_("cross-entropy bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "cross_entropy (CUDA): fp32 or bf16");
   vs = vocab_detail::normalise(vs);
   if (N <= 0 || vs.V_local <= 0) return;
-  cuda_detail::launch("cross_entropy_bwd_kernel", cuda_detail::cross_entropy_bwd_kernel<T>, cuda_detail::ce_grid(N),
+  cuda_detail::launch(sys, "cross_entropy_bwd_kernel", cuda_detail::cross_entropy_bwd_kernel<T>, cuda_detail::ce_grid(N),
                       cuda_detail::ce_threads, logits, targets, lse, vs.ld, vs.v0, vs.V_local,
                       vocab_detail::valid_columns(vs), scale, dlogits);
 }

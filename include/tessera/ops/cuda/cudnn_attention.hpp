@@ -54,8 +54,8 @@ inline const cudnn_sdpa::library* loaded_library(const char* direction) {
 /// The forward on cuDNN (o, lse written): true, or false when the caller runs its own kernel.
 /// @pre sh packed (no zero strides) and checked.
 template <class T>
-bool cudnn_attention_forward(const attention_shape& sh, int D, const T* q, const T* k, const T* v, T* o, float* lse,
-                             float scale) {
+bool cudnn_attention_forward(const cuda_system& sys, const attention_shape& sh, int D, const T* q, const T* k,
+                             const T* v, T* o, float* lse, float scale) {
   if constexpr (!std::is_same_v<T, bf16>) {
     record_own_kernel("forward", "fp32 storage (cuDNN's fused attention takes bf16)");
     return false;
@@ -64,15 +64,15 @@ bool cudnn_attention_forward(const attention_shape& sh, int D, const T* q, const
     if (!lib) return false;
     const tessera_sdpa_problem p = cudnn_sdpa::problem(sh, D, scale);
     char why[1024] = {};
-    const int r = lib->forward(&p, q, k, v, o, lse, cuda_system::stream(), why, sizeof why);
+    const int r = lib->forward(&p, q, k, v, o, lse, sys.stream(), why, sizeof why);
     return cudnn_attention_result(r, "forward", why);
   }
 }
 
 /// The backward on cuDNN (dq, dk, dv written): true, or false when the caller runs its own kernel.
 template <class T>
-bool cudnn_attention_backward(const attention_shape& sh, int D, const T* dout, const T* q, const T* k, const T* v,
-                              const T* o, const float* lse, float scale, T* dq, T* dk, T* dv) {
+bool cudnn_attention_backward(const cuda_system& sys, const attention_shape& sh, int D, const T* dout, const T* q,
+                              const T* k, const T* v, const T* o, const float* lse, float scale, T* dq, T* dk, T* dv) {
   if constexpr (!std::is_same_v<T, bf16>) {
     record_own_kernel("backward", "fp32 storage (cuDNN's fused attention takes bf16)");
     return false;
@@ -81,7 +81,7 @@ bool cudnn_attention_backward(const attention_shape& sh, int D, const T* dout, c
     if (!lib) return false;
     const tessera_sdpa_problem p = cudnn_sdpa::problem(sh, D, scale);
     char why[1024] = {};
-    const int r = lib->backward(&p, dout, q, k, v, o, lse, dq, dk, dv, cuda_system::stream(), why, sizeof why);
+    const int r = lib->backward(&p, dout, q, k, v, o, lse, dq, dk, dv, sys.stream(), why, sizeof why);
     return cudnn_attention_result(r, "backward", why);
   }
 }

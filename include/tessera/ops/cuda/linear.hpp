@@ -49,11 +49,11 @@ void linear_forward(cuda_system sys, const T* x, const T* W, const T* b, i64 N, 
   if (N == 0 || out == 0) return;
   const float beta = accumulate ? 1.0f : 0.0f;
   if (b && in > 0 &&
-      cuda_detail::lt_gemm<T, T>(host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, beta, y, out,
+      cuda_detail::lt_gemm<T, T>(sys, host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, beta, y, out,
                                  {.kind = cuda_detail::lt_epilogue::bias, .bias_ptr = b}))
     return;
   if (b) {
-    cuda_detail::launch("bias_rows_kernel", cuda_detail::bias_rows_kernel<T>, cuda_detail::grid_for(N * out, 256), 256,
+    cuda_detail::launch(sys, "bias_rows_kernel", cuda_detail::bias_rows_kernel<T>, cuda_detail::grid_for(N * out, 256), 256,
                         y, b, N, out, accumulate);
   }
   gemm(sys, host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, (b || accumulate) ? 1.0f : 0.0f, y,
@@ -71,7 +71,7 @@ void linear_backward(cuda_system sys, const T* dy, const T* x, const T* W, i64 N
     gemm(sys, host::trans::no, host::trans::no, N, in, out, 1.0f, dy, out, W, in, accumulate_dx ? 1.0f : 0.0f, dx,
          in);
   if (dW) gemm(sys, host::trans::yes, host::trans::no, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
-  if (db) cuda_detail::column_reduce(cuda_detail::bias_grad_terms<T>{dy, out}, N, out, db);
+  if (db) cuda_detail::column_reduce(sys, cuda_detail::bias_grad_terms<T>{dy, out}, N, out, db);
 }
 
 /// act = gelu(up) with up = x·Wᵀ + b (both [N×out], written; b may be null): one cuBLASLt GEMM whose
@@ -85,7 +85,7 @@ void linear_gelu_forward(cuda_system sys, const T* x, const T* W, const T* b, i6
   static_assert(cuda_detail::is_device_storage_v<T>, "linear (CUDA): fp32 or bf16");
   if (N == 0 || out == 0) return;
   if (in > 0 && out % 8 == 0 &&
-      cuda_detail::lt_gemm<T, T>(host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, 0.0f, act, out,
+      cuda_detail::lt_gemm<T, T>(sys, host::trans::no, host::trans::yes, N, out, in, 1.0f, x, in, W, in, 0.0f, act, out,
                                  {.kind = cuda_detail::lt_epilogue::gelu, .bias_ptr = b, .aux = up, .aux_ld = out}))
     return;
   linear_forward(sys, x, W, b, N, in, out, up);
@@ -101,7 +101,7 @@ void linear_dgelu_backward(cuda_system sys, const T* dy, const T* W, const T* up
   static_assert(cuda_detail::is_device_storage_v<T>, "linear (CUDA): fp32 or bf16");
   if (N == 0 || in == 0) return;
   if (out > 0 && in % 8 == 0 &&
-      cuda_detail::lt_gemm<T, T>(host::trans::no, host::trans::no, N, in, out, 1.0f, dy, out, W, in, 0.0f, d_up, in,
+      cuda_detail::lt_gemm<T, T>(sys, host::trans::no, host::trans::no, N, in, out, 1.0f, dy, out, W, in, 0.0f, d_up, in,
                                  {.kind = cuda_detail::lt_epilogue::dgelu, .aux = const_cast<T*>(up), .aux_ld = in}))
     return;
   linear_backward(sys, dy, static_cast<const T*>(nullptr), W, N, in, out, d_up, static_cast<acc_t<T>*>(nullptr),

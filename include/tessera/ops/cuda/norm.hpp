@@ -141,48 +141,48 @@ template <class T> struct rmsnorm_param_terms {
 
 /// y = (x − mean)·rstd·gamma + beta over rows of C; beta may be null. Saves mean[N], rstd[N] (device).
 template <class T>
-void layernorm_forward(cuda_system, const T* x, const T* gamma, const T* beta, i64 N, i64 C, float eps, T* y,
+void layernorm_forward(cuda_system sys, const T* x, const T* gamma, const T* beta, i64 N, i64 C, float eps, T* y,
                        acc_t<T>* mean, acc_t<T>* rstd) {
   const trace::device_span traced_("layernorm fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "layernorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
-  cuda_detail::launch("layernorm_fwd_kernel", cuda_detail::layernorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+  cuda_detail::launch(sys, "layernorm_fwd_kernel", cuda_detail::layernorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
                       x, gamma, beta, N, C, eps, y, mean, rstd);
 }
 
 /// dx (= or, with accumulate_dx, +=), dgamma += Σ dy·xhat, dbeta += Σ dy (dgamma, dbeta may be null;
 /// grad_t<T> = acc_t<T>). dx may alias dy.
 template <class T>
-void layernorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, const acc_t<T>* mean,
+void layernorm_backward(cuda_system sys, const T* dy, const T* x, const T* gamma, const acc_t<T>* mean,
                         const acc_t<T>* rstd, i64 N, i64 C, T* dx, acc_t<T>* dgamma, acc_t<T>* dbeta,
                         bool accumulate_dx = false) {
   const trace::device_span traced_("layernorm bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "layernorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
-  cuda_detail::column_reduce(cuda_detail::layernorm_param_terms<T>{dy, x, mean, rstd, C}, N, C, dgamma, dbeta);
-  cuda_detail::launch("layernorm_dx_kernel", cuda_detail::layernorm_dx_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+  cuda_detail::column_reduce(sys, cuda_detail::layernorm_param_terms<T>{dy, x, mean, rstd, C}, N, C, dgamma, dbeta);
+  cuda_detail::launch(sys, "layernorm_dx_kernel", cuda_detail::layernorm_dx_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
                       dy, x, gamma, mean, rstd, N, C, dx, accumulate_dx);
 }
 
 /// y = x·rstd·gamma with rstd = 1/sqrt(mean(x²) + eps). Saves rstd[N] (device).
 template <class T>
-void rmsnorm_forward(cuda_system, const T* x, const T* gamma, i64 N, i64 C, float eps, T* y, acc_t<T>* rstd) {
+void rmsnorm_forward(cuda_system sys, const T* x, const T* gamma, i64 N, i64 C, float eps, T* y, acc_t<T>* rstd) {
   const trace::device_span traced_("rmsnorm fwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "rmsnorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
-  cuda_detail::launch("rmsnorm_fwd_kernel", cuda_detail::rmsnorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+  cuda_detail::launch(sys, "rmsnorm_fwd_kernel", cuda_detail::rmsnorm_fwd_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
                       x, gamma, N, C, eps, y, rstd);
 }
 
 /// dx (= or +=) and dgamma += Σ dy·xhat (dgamma may be null). dx may alias dy.
 template <class T>
-void rmsnorm_backward(cuda_system, const T* dy, const T* x, const T* gamma, const acc_t<T>* rstd, i64 N, i64 C,
+void rmsnorm_backward(cuda_system sys, const T* dy, const T* x, const T* gamma, const acc_t<T>* rstd, i64 N, i64 C,
                       T* dx, acc_t<T>* dgamma, bool accumulate_dx = false) {
   const trace::device_span traced_("rmsnorm bwd");
   static_assert(cuda_detail::is_device_storage_v<T>, "rmsnorm (CUDA): fp32 or bf16");
   if (N <= 0) return;
-  cuda_detail::column_reduce(cuda_detail::rmsnorm_param_terms<T>{dy, x, rstd, C}, N, C, dgamma);
-  cuda_detail::launch("rmsnorm_dx_kernel", cuda_detail::rmsnorm_dx_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
+  cuda_detail::column_reduce(sys, cuda_detail::rmsnorm_param_terms<T>{dy, x, rstd, C}, N, C, dgamma);
+  cuda_detail::launch(sys, "rmsnorm_dx_kernel", cuda_detail::rmsnorm_dx_kernel<T>, cuda_detail::norm_grid(N), 32 * cuda_detail::norm_warps,
                       dy, x, gamma, rstd, N, C, dx, accumulate_dx);
 }
 

@@ -237,6 +237,18 @@ template <class G> double sum_of_squares(host_system, const G* g, i64 n) {
   for (i64 j = 0; j < n; ++j) s += static_cast<double>(g[j]) * g[j];
   return s;
 }
+/// *out = Σ g² (as above) in the system's memory: the pieces of the global norm stay there until the
+/// step's end, when they come back together.
+template <class G> void sum_of_squares(host_system, const G* g, i64 n, double* out) {
+  *out = sum_of_squares(host_system{}, g, n);
+}
+/// *out = Σ x[i] in index order, accumulated in double (a microbatch's summed token loss), in the system's
+/// memory.
+template <class A> void sum_in_double(host_system, const A* x, i64 n, double* out) {
+  double s = 0;
+  for (i64 i = 0; i < n; ++i) s += static_cast<double>(x[i]);
+  *out = s;
+}
 
 // ---- AdamW ---------------------------------------------------------------------------------------------
 /// One fused AdamW step over n elements. `decay` selects decoupled weight decay (matrices, embeddings).
