@@ -193,7 +193,6 @@ class nccl_comm {
   cudaStream_t stream() const { return stream_; }
   /// Operations order themselves with `compute`'s stream from now on (the trainer's compute stream).
   void bind_compute(cuda_system compute) { compute_ = compute.stream(); }
-  cuda_system compute() const { return cuda_system(compute_); }
   void set_label(std::string l) {
     host_.set_label(l);
     label_ = std::move(l);
@@ -338,7 +337,7 @@ class nccl_comm {
   /// Every rank's device work issued so far (on the bound compute stream and this communicator's) is
   /// complete, then an MPI barrier (a step's timing edge).
   void barrier() {
-    compute().synchronize();
+    cuda_check(cudaStreamSynchronize(compute_), "cudaStreamSynchronize");
     cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     check_async();
     ops_->poll();

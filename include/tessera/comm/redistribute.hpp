@@ -133,14 +133,14 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
     case collective::local_slice: {  // R → S(d): keep my rows
       const int d = to.dim;
       const std::int64_t n = parent(d), p = oshape[d], rows = clamp_rows(n, me * p, p);
-      fill(sys, out, out_n, T(0.0f));
+      sys.fill(out, out_n, T(0.0f));
       copy_box(sys, in, ishape, detail::at_dim(d, me * p), out, oshape, zero, with_dim(ishape, d, rows));
       return;
     }
     case collective::local_pad: {  // S(d) → P: my rows in place, zeros elsewhere
       const int d = from.dim;
       const std::int64_t n = parent(d), p = ishape[d], rows = clamp_rows(n, me * p, p);
-      fill(sys, out, out_n, T(0.0f));
+      sys.fill(out, out_n, T(0.0f));
       copy_box(sys, in, ishape, zero, out, oshape, detail::at_dim(d, me * p), with_dim(ishape, d, rows));
       return;
     }
@@ -163,7 +163,7 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
       const std::int64_t n = parent(d), p = oshape[d];
       typename S::template buffer<T> stage(static_cast<std::size_t>(out_n * k));
       T* st = S::data(stage);
-      fill(sys, st, out_n * k, T(0.0f));
+      sys.fill(st, out_n * k, T(0.0f));
       for (int j = 0; j < k; ++j)
         copy_box(sys, in, ishape, detail::at_dim(d, j * p), st + j * out_n, oshape, zero,
                     with_dim(oshape, d, clamp_rows(n, j * p, p)));
@@ -178,12 +178,12 @@ void redistribute_step(C& c, const mesh_desc& m, const std::array<int, num_axes>
       typename S::template buffer<T> send(static_cast<std::size_t>(bn * k)), recv(static_cast<std::size_t>(bn * k));
       T* sb = S::data(send);
       T* rb = S::data(recv);
-      fill(sys, sb, bn * k, T(0.0f));
+      sys.fill(sb, bn * k, T(0.0f));
       for (int j = 0; j < k; ++j)
         copy_box(sys, in, ishape, detail::at_dim(d2, j * p2), sb + j * bn, block, zero,
                     with_dim(block, d2, clamp_rows(n2, j * p2, p2)));
       c.all_to_all(sb, rb, static_cast<std::size_t>(bn));
-      fill(sys, out, out_n, T(0.0f));
+      sys.fill(out, out_n, T(0.0f));
       for (int j = 0; j < k; ++j)
         copy_box(sys, rb + j * bn, block, zero, out, oshape, detail::at_dim(d1, j * p1),
                     with_dim(block, d1, clamp_rows(n1, j * p1, p1)));

@@ -19,8 +19,9 @@
 // Non-blocking operations stage into a buffer of their own (from a pool the communicator keeps) and copy
 // out when waited for. The copies are issued on the compute system value the communicator is bound to
 // (bind_compute: the trainer binds its own; default System{}) and synchronise it, which orders them after
-// the compute that produced the input and before the compute that consumes the output. Cost: two copies through host
-// memory per operation — the price of a shared device, not a substitute for NCCL between devices.
+// the compute that produced the input and before the compute that consumes the output. Cost: two copies
+// through host memory per operation — the price of a shared device, not a substitute for NCCL between
+// devices.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -150,7 +151,6 @@ class staged_comm {
 
   /// The copies go on `compute` from now on (the trainer's compute stream).
   void bind_compute(System compute) { sys_ = compute; }
-  System compute() const { return sys_; }
 
   /// "staged (cuda -> host -> mpi)".
   static std::string name() { return cat("staged (", System::name, " -> host -> ", Host::name(), ")"); }

@@ -39,13 +39,6 @@ struct box_copy_fn {
   }
 };
 
-template <class T>
-struct fill_fn {
-  T* dst;
-  T value;
-  TS_HD void operator()(std::int64_t i) const { dst[i] = value; }
-};
-
 /// Copies the box `ext` from src (shape src_shape, at src_start) to dst (shape dst_shape, at dst_start),
 /// issued on `sys`.
 template <class System, class T>
@@ -54,11 +47,6 @@ void copy_box(const System& sys, const T* src, idx4 src_shape, idx4 src_start, T
   const std::int64_t n = ext.numel();
   if (n <= 0) return;
   sys.for_each_index(n, box_copy_fn<T>{src, dst, src_shape, src_start, dst_shape, dst_start, ext, scale});
-}
-
-template <class System, class T>
-void fill(const System& sys, T* dst, std::int64_t n, T value) {
-  if (n > 0) sys.for_each_index(n, fill_fn<T>{dst, value});
 }
 
 }  // namespace tessera
