@@ -74,6 +74,14 @@ TEST_CASE("optimizer rules: warmup then cosine, clipping factor, sum of squares"
     want += static_cast<double>(g[i]) * g[i];
   }
   CHECK(ts::ops::sum_of_squares(ts::host_system{}, g.data(), static_cast<std::int64_t>(g.size())) == doctest::Approx(want).epsilon(1e-12));
+  // several pieces per thread, partial sums per piece and a tail: the same sum to double rounding
+  std::vector<float> big(3 * 32768 + 45);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));
+  for (std::int64_t n : {std::int64_t(big.size()), std::int64_t(32768), std::int64_t(33), std::int64_t(0)}) {
+    double want_n = 0;
+    for (std::int64_t i = 0; i < n; ++i) want_n += static_cast<double>(big[static_cast<std::size_t>(i)]) * big[static_cast<std::size_t>(i)];
+    CHECK(ts::ops::sum_of_squares(ts::host_system{}, big.data(), n) == doctest::Approx(want_n).epsilon(1e-13));
+  }
   const auto p = ts::step_params(c, 0.5, 7, 0.25);
   CHECK(p.lr == 0.5f);
   CHECK(p.step == 7);

@@ -231,10 +231,23 @@ template <class T> void add_bias_rows(host_system, T* x, const T* b, i64 rows, i
 }
 
 /// Σ g² over n elements, accumulated in double (a gradient's share of the squared global norm).
+/// In pieces of parallel_threshold elements (a contiguous run of pieces per thread), each summed in `ways`
+/// independent partial sums so that the additions do not wait on one another (the pass runs at memory
+/// bandwidth rather than at the add's latency). The order of additions depends on the thread count.
 template <class G> double sum_of_squares(host_system, const G* g, i64 n) {
+  constexpr int ways = 32;
   double s = 0;
-#pragma omp parallel for simd reduction(+ : s) schedule(static)
-  for (i64 j = 0; j < n; ++j) s += static_cast<double>(g[j]) * g[j];
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n >= host_system::parallel_threshold)
+  for (i64 b = 0; b < n; b += host_system::parallel_threshold) {
+    const i64 e = std::min(n, b + host_system::parallel_threshold);
+    double part[ways] = {};
+    i64 j = b;
+    for (; j + ways <= e; j += ways)
+#pragma omp simd
+      for (int k = 0; k < ways; ++k) part[k] += static_cast<double>(g[j + k]) * g[j + k];
+    for (; j < e; ++j) part[0] += static_cast<double>(g[j]) * g[j];
+    for (int k = 0; k < ways; ++k) s += part[k];
+  }
   return s;
 }
 /// *out = Σ g² (as above) in the system's memory: the pieces of the global norm stay there until the
