@@ -615,6 +615,15 @@ void cross_entropy_local_case(i64 N, i64 V_local, i64 vocab, i64 ld) {
   check_close(name + " dlogits", d_dlogits, dlogits, tol_T<T>(1e-5));
   ops::cross_entropy_backward(cs(), ptr(d_logits), ptr(d_targets), ptr(h_lse), N, vs, scale, ptr(d_logits));
   check_close(name + " dlogits (in place over the logits)", d_logits, dlogits, tol_T<T>(1e-5));
+  if constexpr (std::is_same_v<T, float>) {  // the gradient made in the forward, then scaled (fp32 training)
+    auto d_fused = dev(logits);
+    thrust::device_vector<float> d_lse2(N), d_loss2(N);
+    ops::cross_entropy_forward_with_grad(cs(), ptr(d_fused), ptr(d_targets), N, vs, ptr(d_lse2), ptr(d_loss2));
+    check_close(name + " lse (forward with gradient)", d_lse2, lse, tol_acc<T>(1e-5));
+    check_close(name + " loss (forward with gradient)", d_loss2, loss, tol_acc<T>(1e-5));
+    ops::cross_entropy_backward_from_grad(cs(), ptr(d_fused), N, vs, scale);
+    check_close(name + " dlogits (from the forward's gradient)", d_fused, dlogits, tol_T<T>(1e-5));
+  }
 }
 
 template <class T, class Comm>

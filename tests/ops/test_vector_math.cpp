@@ -1,6 +1,7 @@
 // tests/ops: the host's vector paths against the scalar math they share (ops/math.hpp), at whatever width
 // the target has: math::fexp on vectors against expf (ulps over the whole range, clamping, NaN), and every
-// vectorised host operator against its scalar kernel on lengths that leave every possible tail.
+// vectorised host operator against its scalar kernel on lengths that leave every possible tail. The
+// cross-entropy whose forward leaves the logits' gradient is bit for bit the two-pass one (any build).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -133,3 +134,45 @@ TEST_CASE("cross-entropy's vector exp sums equal the scalar definition for vocab
 #else
 TEST_CASE("vector math: no host vectors in this build") { MESSAGE("TESSERA_HOST_VECTORS is 0: scalar loops only"); }
 #endif
+
+namespace {
+/// cross_entropy_forward + cross_entropy_backward against cross_entropy_forward_with_grad +
+/// cross_entropy_backward_from_grad: lse, loss and every gradient column identical in bits; the columns
+/// between V_local and ld untouched.
+template <class T>
+void check_forward_with_grad(i64 N, ops::vocab_slice vs, T scale) {
+  const i64 ld = vs.ld, vocab = vs.vocab;
+  std::vector<T> logits(static_cast<std::size_t>(N * ld));
+  for (i64 i = 0; i < N * ld; ++i) logits[i] = static_cast<T>(std::sin(0.7 * static_cast<double>(i)) * 6.0);
+  for (i64 n = 0; n < N; ++n)
+    for (i64 c = vs.V_local; c < ld; ++c) logits[n * ld + c] = T(12345);  // not ours: must stay
+  std::vector<std::int32_t> tgt(static_cast<std::size_t>(N));
+  for (i64 n = 0; n < N; ++n) tgt[n] = static_cast<std::int32_t>((n * 7919 + 3) % vocab);  // some outside the slice
+  tgt[0] = static_cast<std::int32_t>(vs.v0);
+  tgt[N - 1] = static_cast<std::int32_t>(std::min(vocab, vs.v0 + vs.V_local) - 1);
+  std::vector<T> two = logits, fused = logits;
+  std::vector<ops::acc_t<T>> lse2(N), loss2(N), lsef(N), lossf(N);
+  ops::cross_entropy_forward(ts::host_system{}, two.data(), tgt.data(), N, vs, lse2.data(), loss2.data());
+  ops::cross_entropy_backward(ts::host_system{}, two.data(), tgt.data(), lse2.data(), N, vs, scale, two.data());
+  ops::cross_entropy_forward_with_grad(ts::host_system{}, fused.data(), tgt.data(), N, vs, lsef.data(), lossf.data());
+  ops::cross_entropy_backward_from_grad(ts::host_system{}, fused.data(), N, vs, scale);
+  CHECK(std::memcmp(lse2.data(), lsef.data(), lse2.size() * sizeof(lse2[0])) == 0);
+  CHECK(std::memcmp(loss2.data(), lossf.data(), loss2.size() * sizeof(loss2[0])) == 0);
+  CHECK(std::memcmp(two.data(), fused.data(), two.size() * sizeof(T)) == 0);
+  i64 kept = 0;
+  for (i64 n = 0; n < N; ++n)
+    for (i64 c = vs.V_local; c < ld; ++c) kept += fused[n * ld + c] == T(12345);
+  CHECK(kept == N * (ld - vs.V_local));
+}
+}  // namespace
+
+TEST_CASE("cross-entropy with the gradient made in the forward equals forward + backward, bit for bit") {
+  for (i64 V : {i64(1), i64(7), i64(37), i64(301)}) {
+    CAPTURE(V);
+    const i64 N = 5;
+    check_forward_with_grad<float>(N, ops::vocab_slice{V, 0, V, V}, 1.0f / 3.0f);            // plain
+    check_forward_with_grad<double>(N, ops::vocab_slice{V, 0, V, V}, 1.0 / 3.0);
+    check_forward_with_grad<float>(N, ops::vocab_slice{V + 3, 0, V, V + 3}, 0.1f);           // 3 padding columns
+    check_forward_with_grad<float>(N, ops::vocab_slice{V, 10, V + 10, V + 5}, 0.7f);         // a slice, strided rows
+  }
+}

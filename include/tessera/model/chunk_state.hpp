@@ -55,6 +55,8 @@ struct mb_state {
   buffer_of<S, T> dx;               ///< gradient of the chunk input (to send back)
   buffer_of<S, T> dy;               ///< gradient of the chunk output (received)
   std::vector<std::function<void()>> deferred;  ///< weight-gradient work of a split backward
+  bool backward_follows = false;  ///< set by the executor: a backward of this microbatch will run
+  bool logits_hold_grad = false;  ///< the head's forward left the logits' gradient (scale 1) in `logits`
   std::int64_t bytes() const {
     std::int64_t n = 0;
     for (const auto& x : xs) n += static_cast<std::int64_t>(x.capacity() * sizeof(T));

@@ -445,18 +445,29 @@ class chunk {
     resize_for_overwrite(st.lse, R);
     resize_for_overwrite(st.loss, R);
     const ops::vocab_slice vs{d_.vocab_rows, d_.vocab_begin, d_.vocab, 0};
-    if (d_.tp > 1)
+    // fp32 training without tp: the logits' gradient (scale 1) is made while each row is in cache (bf16 keeps two passes)
+    st.logits_hold_grad = std::is_same_v<T, A> && d_.tp == 1 && st.backward_follows;
+    if (st.logits_hold_grad) {
+      if constexpr (std::is_same_v<T, A>)
+        ops::cross_entropy_forward_with_grad(sys_, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
+    } else if (d_.tp > 1) {
       ops::cross_entropy_forward(sys_, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data(), tp_);
-    else
+    } else {
       ops::cross_entropy_forward(sys_, st.logits.data(), st.targets, R, vs, st.lse.data(), st.loss.data());
+    }
     check(st.loss_out != nullptr, "tessera internal: a last stage's forward needs somewhere to put its loss");
     ops::sum_in_double(sys_, st.loss.data(), R, st.loss_out);  // stays in the system's memory
   }
   void head_backward(state& st, bool split, G loss_scale, tbuf& dx) {
     const std::int64_t R = d_.rows, Rl = d_.local_rows, C = d_.hidden;
     const ops::vocab_slice vs{d_.vocab_rows, d_.vocab_begin, d_.vocab, 0};
-    ops::cross_entropy_backward(sys_, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
-                                st.logits.data());
+    if (st.logits_hold_grad) {
+      if constexpr (std::is_same_v<T, A>)
+        ops::cross_entropy_backward_from_grad(sys_, st.logits.data(), R, vs, static_cast<A>(loss_scale));
+    } else {
+      ops::cross_entropy_backward(sys_, st.logits.data(), st.targets, st.lse.data(), R, vs, static_cast<A>(loss_scale),
+                                  st.logits.data());
+    }
     const T* g = st.gf.empty() ? st.hf.data() : st.gf.data();
     resize_for_overwrite(tmp_R_, R * C);
     ops::linear_backward(sys_, st.logits.data(), g, W(head_), R, C, d_.vocab_rows, tmp_R_.data(), static_cast<G*>(nullptr),

@@ -50,6 +50,15 @@ template <class T> struct add {
   TS_HD void operator()(i64 i) const { out[i] = store<T>(load(a[i]) + load(b[i])); }
 };
 
+/// x[r·ld + c] = x[r·ld + c]·s (in place) for the first `cols` columns of rows ld apart; i = r·cols + c
+template <class T> struct scale_columns {
+  T* x; acc_t<T> s; i64 cols, ld;
+  TS_HD void operator()(i64 i) const {
+    T* p = x + (i / cols) * ld + i % cols;
+    *p = store<T>(load(*p) * s);
+  }
+};
+
 /// x[r, c] += b[c] over rows of C elements (a tp-replicated bias after a reduction)
 template <class T> struct add_bias_rows {
   T* x; const T* b; i64 C;

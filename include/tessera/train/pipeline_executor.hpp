@@ -101,8 +101,12 @@ class pipeline_executor {
   template <class After, class OnLast>
   double run(const pipeline_program& p, G backward_scale, After&& after_action, OnLast&& on_last_forward, bool account) {
     std::size_t forwards = 0;  // an upper bound on the microbatch losses this program makes
+    backward_follows_ = false;  // whether the program runs backwards (not: evaluation, generation)
     for (const action& a : p.actions)
-      for (int pi = 0; pi < num_parts(a); ++pi) forwards += part(a, pi).kind == op::F;
+      for (int pi = 0; pi < num_parts(a); ++pi) {
+        forwards += part(a, pi).kind == op::F;
+        backward_follows_ = backward_follows_ || part(a, pi).kind == op::B || part(a, pi).kind == op::I;
+      }
     resize_for_overwrite(losses_, static_cast<std::int64_t>(forwards));
     losses_made_ = 0;
     for (std::size_t idx = 0; idx < p.actions.size(); ++idx) {
@@ -208,6 +212,8 @@ class pipeline_executor {
       p->targets = targets_ + row0;
       p->deferred.clear();
       p->loss_out = nullptr;
+      p->backward_follows = backward_follows_;
+      p->logits_hold_grad = false;
     }
     return *p;
   }
@@ -226,6 +232,7 @@ class pipeline_executor {
   System sys_;
   buffer_of<System, double> losses_;  ///< the run's microbatch losses (system memory), in the order made
   std::size_t losses_made_ = 0;
+  bool backward_follows_ = false;  ///< the current run's program has backward actions
   const std::int32_t* tokens_ = nullptr;
   const std::int32_t* targets_ = nullptr;
   std::map<std::pair<int, int>, std::unique_ptr<state_t>> states_;

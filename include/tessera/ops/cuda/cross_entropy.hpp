@@ -28,6 +28,7 @@
 #include "tessera/core/cuda_system.hpp"
 #include "tessera/core/error.hpp"
 #include "tessera/ops/cuda/common.hpp"
+#include "tessera/ops/elementwise.hpp"
 #include "tessera/ops/math.hpp"
 #include "tessera/ops/vocab_slice.hpp"
 
@@ -176,6 +177,26 @@ void cross_entropy_backward(cuda_system sys, const T* logits, const std::int32_t
   cuda_detail::launch(sys, "cross_entropy_bwd_kernel", cuda_detail::cross_entropy_bwd_kernel<T>, cuda_detail::ce_grid(N),
                       cuda_detail::ce_threads, logits, targets, lse, vs.ld, vs.v0, vs.V_local,
                       vocab_detail::valid_columns(vs), scale, dlogits);
+}
+
+/// cross_entropy_forward (tp = 1), then cross_entropy_backward with scale 1 in place: the logits become
+/// their gradient for a scale of 1 (softmax − onehot), as on the host (one more pass here; the host does it
+/// while each row is in cache). The backward is then cross_entropy_backward_from_grad.
+template <class T>
+void cross_entropy_forward_with_grad(cuda_system sys, T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
+                                     acc_t<T>* lse, acc_t<T>* loss) {
+  static_assert(std::is_same_v<T, acc_t<T>>, "cross_entropy_forward_with_grad: fp32 storage (bf16 would round twice)");
+  cross_entropy_forward(sys, static_cast<const T*>(logits), targets, N, vs, lse, loss);
+  cross_entropy_backward(sys, static_cast<const T*>(logits), targets, lse, N, vs, acc_t<T>(1), logits);
+}
+
+/// dlogits = the logits' gradient for a scale of 1 (left by cross_entropy_forward_with_grad) · scale.
+template <class T>
+void cross_entropy_backward_from_grad(cuda_system sys, T* logits, i64 N, vocab_slice vs, acc_t<T> scale) {
+  const trace::device_span traced_("cross-entropy bwd");
+  vs = vocab_detail::normalise(vs);
+  if (N <= 0 || vs.V_local <= 0) return;
+  sys.for_each_index(N * vs.V_local, kernels::scale_columns<T>{logits, scale, vs.V_local, vs.ld});
 }
 
 }  // namespace tessera::ops

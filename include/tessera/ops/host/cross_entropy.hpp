@@ -30,6 +30,42 @@ inline void check_targets(const std::int32_t* targets, i64 N, i64 vocab) {
       throw usage_error(cat("cross_entropy: target ", targets[n], " at row ", n, " outside the vocabulary [0, ",
                             vocab, ")"));
 }
+/// Σ exp(r[c] − mx) over the row's `valid` columns (vectors with math::fexp where the type allows).
+template <class T, class A = acc_t<T>> A sum_exp_row(const T* r, i64 valid, A mx) {
+  A s = 0;
+#if TESSERA_HOST_VECTORS
+  if constexpr (vector_storage_v<T> && std::is_same_v<A, float>) {  // vectors, math::fexp
+    simd::vfloat acc = 0.0f;
+    i64 c = 0;
+    for (; c + simd::lanes <= valid; c += simd::lanes) acc += math::fexp(simd::load(r + c) - mx);
+    s += simd::sum(acc);
+    for (; c < valid; ++c) s += std::exp(load(r[c]) - mx);
+    return s;
+  }
+#endif
+  if (valid > 0) {
+#pragma omp simd reduction(+ : s)
+    for (i64 c = 0; c < valid; ++c) s += std::exp(load(r[c]) - mx);
+  }
+  return s;
+}
+/// One row of dlogits = (softmax − onehot(target))·scale from the row's logits r and its lse l; padding
+/// columns get 0. d may alias r: the target logit is read before the row is overwritten.
+template <class T, class A = acc_t<T>>
+void dlogit_row(const T* r, std::int32_t target, A l, const vocab_slice& vs, i64 valid, A scale, T* d) {
+  const i64 t = static_cast<i64>(target) - vs.v0;
+  const bool owns_target = t >= 0 && t < valid;
+  const A target_logit = owns_target ? load(r[t]) : A(0);
+  i64 c0 = 0;
+#if TESSERA_HOST_VECTORS
+  if constexpr (vector_storage_v<T> && std::is_same_v<A, float>)  // vectors, math::fexp
+    for (; c0 + simd::lanes <= valid; c0 += simd::lanes) simd::store(d + c0, math::fexp(simd::load(r + c0) - l) * scale);
+#endif
+#pragma omp simd
+  for (i64 c = c0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));
+  for (i64 c = valid; c < vs.V_local; ++c) d[c] = store<T>(A(0));
+  if (owns_target) d[t] = store<T>(math::cross_entropy_dlogit(target_logit, l, true, scale));
+}
 }  // namespace host_detail
 
 /// Per-row lse[N] and loss[N] = lse − logit[target]. `comm` is no_comm{} or the tp group's communicator.
@@ -50,20 +86,7 @@ void cross_entropy_forward(host_system, const T* logits, const std::int32_t* tar
     A mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
-    A s = 0;
-#if TESSERA_HOST_VECTORS
-    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>) {  // vectors, math::fexp
-      simd::vfloat acc = 0.0f;
-      i64 c = 0;
-      for (; c + simd::lanes <= valid; c += simd::lanes) acc += math::fexp(simd::load(r + c) - mx);
-      s += simd::sum(acc);
-      for (; c < valid; ++c) s += std::exp(load(r[c]) - mx);
-    } else
-#endif
-    if (valid > 0) {
-#pragma omp simd reduction(+ : s)
-      for (i64 c = 0; c < valid; ++c) s += std::exp(load(r[c]) - mx);
-    }
+    const A s = host_detail::sum_exp_row(r, valid, mx);
     lse[n] = mx;
     loss[n] = s;
     const i64 t = static_cast<i64>(targets[n]) - vs.v0;
@@ -86,35 +109,61 @@ void cross_entropy_forward(host_system, const T* logits, const std::int32_t* tar
   }
 }
 
+/// cross_entropy_forward (tp = 1) that also leaves in `logits`, in place, their gradient for a scale of 1:
+/// softmax − onehot(target) (padding columns 0) — cross_entropy_backward's values with scale 1, computed
+/// while each row is still in cache from the forward's passes (the backward's exps then cost no second trip
+/// through memory). The backward is then cross_entropy_backward_from_grad (logits · scale): for fp32 and
+/// fp64 storage bit for bit what cross_entropy_backward gives (e·1 and (e − 1)·1 are exact, so the one
+/// rounding left is the scale's).
+template <class T>
+void cross_entropy_forward_with_grad(host_system, T* logits, const std::int32_t* targets, i64 N, vocab_slice vs,
+                                     acc_t<T>* lse, acc_t<T>* loss) {
+  static_assert(std::is_same_v<T, acc_t<T>>, "cross_entropy_forward_with_grad: fp32 or fp64 storage (bf16 would round twice)");
+  const prof::scope prof_("cross-entropy fwd");
+  using A = acc_t<T>;
+  vs = host_detail::normalise(vs);
+  host_detail::check_targets(targets, N, vs.vocab);
+  const i64 valid = std::clamp<i64>(vs.vocab - vs.v0, 0, vs.V_local);
+#pragma omp parallel for schedule(static)
+  for (i64 n = 0; n < N; ++n) {
+    const T* r = logits + n * vs.ld;
+    A mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
+    A s = host_detail::sum_exp_row(r, valid, mx);
+    const i64 t = static_cast<i64>(targets[n]) - vs.v0;
+    const A tgt = (t >= 0 && t < valid) ? load(r[t]) : A(0);
+    lse[n] = mx + std::log(s);
+    loss[n] = lse[n] - tgt;
+    host_detail::dlogit_row(r, targets[n], lse[n], vs, valid, A(1), logits + n * vs.ld);
+  }
+}
+
+/// The backward after cross_entropy_forward_with_grad: dlogits (in place of the logits' gradient for a
+/// scale of 1) = that gradient · scale, over the V_local columns of the N rows.
+template <class T>
+void cross_entropy_backward_from_grad(host_system, T* logits, i64 N, vocab_slice vs, acc_t<T> scale) {
+  const prof::scope prof_("cross-entropy bwd");
+  vs = host_detail::normalise(vs);
+#pragma omp parallel for schedule(static)
+  for (i64 n = 0; n < N; ++n) {
+    T* d = logits + n * vs.ld;
+#pragma omp simd
+    for (i64 c = 0; c < vs.V_local; ++c) d[c] = store<T>(load(d[c]) * scale);
+  }
+}
+
 /// dlogits = (softmax − onehot(target))·scale (e.g. scale = 1/N for a mean loss); padding columns get 0.
 /// dlogits may alias logits (the gradient then overwrites the logits in place).
 template <class T>
 void cross_entropy_backward(host_system, const T* logits, const std::int32_t* targets, const acc_t<T>* lse, i64 N,
                             vocab_slice vs, acc_t<T> scale, T* dlogits) {
   const prof::scope prof_("cross-entropy bwd");
-  using A = acc_t<T>;
   vs = host_detail::normalise(vs);
   const i64 valid = std::clamp<i64>(vs.vocab - vs.v0, 0, vs.V_local);
 #pragma omp parallel for schedule(static)
-  for (i64 n = 0; n < N; ++n) {
-    const T* r = logits + n * vs.ld;
-    T* d = dlogits + n * vs.ld;
-    const A l = lse[n];
-    // the target logit is read before the row is overwritten (dlogits may alias logits)
-    const i64 t = static_cast<i64>(targets[n]) - vs.v0;
-    const bool owns_target = t >= 0 && t < valid;
-    const A target_logit = owns_target ? load(r[t]) : A(0);
-    i64 c0 = 0;
-#if TESSERA_HOST_VECTORS
-    if constexpr (host_detail::vector_storage_v<T> && std::is_same_v<A, float>)  // vectors, math::fexp
-      for (; c0 + simd::lanes <= valid; c0 += simd::lanes)
-        simd::store(d + c0, math::fexp(simd::load(r + c0) - l) * scale);
-#endif
-#pragma omp simd
-    for (i64 c = c0; c < valid; ++c) d[c] = store<T>(math::cross_entropy_dlogit(load(r[c]), l, false, scale));
-    for (i64 c = valid; c < vs.V_local; ++c) d[c] = store<T>(A(0));
-    if (owns_target) d[t] = store<T>(math::cross_entropy_dlogit(target_logit, l, true, scale));
-  }
+  for (i64 n = 0; n < N; ++n)
+    host_detail::dlogit_row(logits + n * vs.ld, targets[n], lse[n], vs, valid, scale, dlogits + n * vs.ld);
 }
 
 }  // namespace tessera::ops
