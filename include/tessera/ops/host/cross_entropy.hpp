@@ -130,7 +130,7 @@ void cross_entropy_forward_with_grad(host_system, T* logits, const std::int32_t*
     A mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
-    A s = host_detail::sum_exp_row(r, valid, mx);
+    const A s = host_detail::sum_exp_row(r, valid, mx);
     const i64 t = static_cast<i64>(targets[n]) - vs.v0;
     const A tgt = (t >= 0 && t < valid) ? load(r[t]) : A(0);
     lse[n] = mx + std::log(s);
