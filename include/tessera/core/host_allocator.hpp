@@ -4,7 +4,7 @@
 // activations, logits) that every step streams through whole. On 4 KiB pages such a pass misses the TLB
 // once per page; on 2 MiB pages it does not, which makes the bandwidth-bound passes (the gradient norm,
 // zeroing the gradients, AdamW) and the GEMMs' reads of large weights measurably faster (docs/design.md,
-// "Huge pages"). host_allocator<T> asks for that: a block of at least `huge_threshold` bytes is aligned to
+// "Host memory"). host_allocator<T> asks for that: a block of at least `huge_threshold` bytes is aligned to
 // 2 MiB and advised MADV_HUGEPAGE before anything touches it, so its first-touch faults map huge pages
 // where the kernel allows them (transparent_hugepage `always` or `madvise`; with `never` the advice is
 // ignored and the block is an ordinary one). Smaller blocks come from operator new as usual.
