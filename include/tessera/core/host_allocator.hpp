@@ -58,8 +58,9 @@ inline void* host_allocate(std::size_t bytes) {
 }
 /// Frees what host_allocate(bytes) returned (same `bytes`).
 inline void host_deallocate(void* p, std::size_t bytes) noexcept {
-  if (bytes < huge_threshold) ::operator delete(p, bytes);
-  else ::operator delete(p, host_block_bytes(bytes), std::align_val_t{huge_page_bytes});
+  // unsized deletes: clang before 17 has no sized deallocation unless -fsized-deallocation is given
+  if (bytes < huge_threshold) ::operator delete(p);
+  else ::operator delete(p, std::align_val_t{huge_page_bytes});
 }
 
 /// std::allocator's interface over host_allocate: the element storage of host_system's buffers.
