@@ -43,6 +43,48 @@
 
 namespace tessera {
 
+namespace host_memory_detail {
+/// Whether value is all zero bytes (0.0f, bf16 zero; not −0.0f).
+template <class T>
+bool all_zero_bits(const T& value) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  unsigned char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+  return std::all_of(bytes, bytes + sizeof(T), [](unsigned char b) { return b == 0; });
+}
+/// bytes [b, e) = 0: non-temporal stores where the target has them (x86-64: SSE2's, every level).
+inline void zero_range(unsigned char* b, unsigned char* e) {
+#if defined(__SSE2__) && !TS_DEVICE_COMPILE
+  auto* a = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(b) + 15) & ~std::uintptr_t(15));
+  if (a >= e) return (void)std::memset(b, 0, static_cast<std::size_t>(e - b));
+  std::memset(b, 0, static_cast<std::size_t>(a - b));
+  const __m128i z = _mm_setzero_si128();
+  for (; a + 16 <= e; a += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(a), z);
+  _mm_sfence();  // the streaming stores are ordered before anything after the fill
+  std::memset(a, 0, static_cast<std::size_t>(e - a));
+#else
+  std::memset(b, 0, static_cast<std::size_t>(e - b));
+#endif
+}
+/// bytes [p, p + size) = 0, one contiguous piece per thread, with non-temporal stores where the target
+/// has them (x86-64: SSE2's, every level), memset elsewhere.
+inline void stream_zero(void* p, std::size_t size) {
+  auto* base = static_cast<unsigned char*>(p);
+#if defined(_OPENMP)
+  _Pragma("omp parallel")
+#endif
+  {
+    int threads = 1, t = 0;
+#if defined(_OPENMP)
+    threads = omp_get_num_threads(), t = omp_get_thread_num();
+#endif
+    const std::size_t each = (size / threads + 63) / 64 * 64;  // whole cache lines per thread
+    const std::size_t b = std::min(size, each * t), e = std::min(size, b + each);
+    zero_range(base + b, base + e);
+  }
+}
+}  // namespace host_memory_detail
+
 struct host_system {
   static constexpr const char* name = "host";
   static constexpr bool host_accessible = true;
@@ -76,8 +118,8 @@ struct host_system {
   /// reading every line in before writing it (half the memory traffic of a cached fill).
   template <class T>
   static void fill(T* p, std::int64_t n, T value) {
-    if (static_cast<std::size_t>(n) * sizeof(T) >= huge_threshold && all_zero_bits(value))
-      return stream_zero(p, static_cast<std::size_t>(n) * sizeof(T));
+    if (static_cast<std::size_t>(n) * sizeof(T) >= huge_threshold && host_memory_detail::all_zero_bits(value))
+      return host_memory_detail::stream_zero(p, static_cast<std::size_t>(n) * sizeof(T));
     constexpr std::int64_t piece = std::int64_t(1) << 16;
     const std::int64_t pieces = (n + piece - 1) / piece;
 #if defined(_OPENMP)
@@ -93,44 +135,6 @@ struct host_system {
   static void to_host(T* host, const T* p, std::int64_t n) { copy(host, p, n); }
   template <class T>
   static void from_host(T* p, const T* host, std::int64_t n) { copy(p, host, n); }
-
-  template <class T>
-  static bool all_zero_bits(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    unsigned char bytes[sizeof(T)];
-    std::memcpy(bytes, &value, sizeof(T));
-    return std::all_of(bytes, bytes + sizeof(T), [](unsigned char b) { return b == 0; });
-  }
-  /// bytes [p, p + size) = 0, one contiguous piece per thread, with non-temporal stores where the target
-  /// has them (x86-64: SSE2's, every level), memset elsewhere.
-  static void stream_zero(void* p, std::size_t size) {
-    auto* base = static_cast<unsigned char*>(p);
-#if defined(_OPENMP)
-    _Pragma("omp parallel")
-#endif
-    {
-      int threads = 1, t = 0;
-#if defined(_OPENMP)
-      threads = omp_get_num_threads(), t = omp_get_thread_num();
-#endif
-      const std::size_t each = (size / threads + 63) / 64 * 64;  // whole cache lines per thread
-      const std::size_t b = std::min(size, each * t), e = std::min(size, b + each);
-      zero_range(base + b, base + e);
-    }
-  }
-  static void zero_range(unsigned char* b, unsigned char* e) {
-#if defined(__SSE2__) && !TS_DEVICE_COMPILE
-    auto* a = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(b) + 15) & ~std::uintptr_t(15));
-    if (a >= e) return (void)std::memset(b, 0, static_cast<std::size_t>(e - b));
-    std::memset(b, 0, static_cast<std::size_t>(a - b));
-    const __m128i z = _mm_setzero_si128();
-    for (; a + 16 <= e; a += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(a), z);
-    _mm_sfence();  // the streaming stores are ordered before anything after the fill
-    std::memset(a, 0, static_cast<std::size_t>(e - a));
-#else
-    std::memset(b, 0, static_cast<std::size_t>(e - b));
-#endif
-  }
 
   struct event {};
   static void record(event&) {}

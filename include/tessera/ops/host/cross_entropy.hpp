@@ -30,6 +30,13 @@ inline void check_targets(const std::int32_t* targets, i64 N, i64 vocab) {
       throw usage_error(cat("cross_entropy: target ", targets[n], " at row ", n, " outside the vocabulary [0, ",
                             vocab, ")"));
 }
+/// max over the row's `valid` columns (−∞ for none).
+template <class T, class A = acc_t<T>> A row_max(const T* r, i64 valid) {
+  A mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
+  return mx;
+}
 /// Σ exp(r[c] − mx) over the row's `valid` columns (vectors with math::fexp where the type allows).
 template <class T, class A = acc_t<T>> A sum_exp_row(const T* r, i64 valid, A mx) {
   A s = 0;
@@ -83,9 +90,7 @@ void cross_entropy_forward(host_system, const T* logits, const std::int32_t* tar
 #pragma omp parallel for schedule(static)
   for (i64 n = 0; n < N; ++n) {
     const T* r = logits + n * vs.ld;
-    A mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
+    const A mx = host_detail::row_max(r, valid);
     const A s = host_detail::sum_exp_row(r, valid, mx);
     lse[n] = mx;
     loss[n] = s;
@@ -127,9 +132,7 @@ void cross_entropy_forward_with_grad(host_system, T* logits, const std::int32_t*
 #pragma omp parallel for schedule(static)
   for (i64 n = 0; n < N; ++n) {
     const T* r = logits + n * vs.ld;
-    A mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (i64 c = 0; c < valid; ++c) mx = std::max(mx, load(r[c]));
+    const A mx = host_detail::row_max(r, valid);
     const A s = host_detail::sum_exp_row(r, valid, mx);
     const i64 t = static_cast<i64>(targets[n]) - vs.v0;
     const A tgt = (t >= 0 && t < valid) ? load(r[t]) : A(0);
